@@ -1,0 +1,107 @@
+/*
+** A layer of a sequence model: the interface every family implements and the
+** only one analyses use (DESIGN.md, "The one idea").
+**
+** Each layer carries a state from step to step ("carry", n_carry floats or
+** doubles per sequence). The first n_state entries of the carry are the state
+** of the layer's linear system; anything after them is context the update
+** needs but that is not part of the linear system (Mamba's and DeltaNet's
+** short-convolution buffers, mLSTM's stabiliser). A zero carry is the start
+** state of every family.
+**
+** Three views of the same layer, which the tests hold equal:
+**   forward  float32, a batch of sequences, the optimised kernels;
+**   step     double, one step of one sequence: the plain reference, and what
+**            finite differences and trajectory analyses run on;
+**   linsys   double, the structured linear system at a point (carry, u).
+*/
+#ifndef SL_LAYER_H
+#define SL_LAYER_H
+
+#include <stdint.h>
+
+#include "err.h"
+#include "linsys.h"
+
+#define SL_MAX_BLOCKS 8
+
+/* A named block of the carry: "h", "c", "S", "n", "conv", ... */
+typedef struct sl_state_block {
+    const char *name;        /* static string */
+    int64_t offset, size;    /* within the carry */
+    int     ndim;
+    int64_t shape[4];        /* e.g. {heads, d_k, d_v} for a matrix state */
+} sl_state_block;
+
+/* Forward algorithms (families accept the ones they have; AUTO picks). */
+enum {
+    SL_ALGO_AUTO = 0,
+    SL_ALGO_RECURRENT,       /* step by step */
+    SL_ALGO_CHUNKED,         /* chunkwise-parallel (matrix-state families) */
+    SL_ALGO_CONV,            /* convolution with the SSM kernel (LTI families) */
+    SL_ALGO_REFERENCE        /* the plain reference loops */
+};
+
+/* Arguments of a forward pass. x and y may not alias. */
+typedef struct sl_fwd {
+    int64_t      B, T;
+    const float *x;          /* [B, T, n_in] */
+    float       *y;          /* [B, T, n_out] */
+    float       *carry;      /* [B, n_carry]: start state in, final state out; NULL = zeros, discarded */
+    float       *states;     /* [B, T, n_carry]: the carry after every step, or NULL */
+    int          algo;       /* SL_ALGO_* */
+    int64_t      chunk;      /* chunk length for chunked/conv algorithms; 0 = family default */
+} sl_fwd;
+
+typedef struct sl_layer sl_layer;
+
+typedef struct sl_layer_ops {
+    /* Forward pass (float32). */
+    int  (*forward)(const sl_layer *L, const sl_fwd *f, sl_err *err);
+    /* One step in double: carry (n_carry), u (n_in) -> carry_next (n_carry), y (n_out).
+    ** carry_next and y may be NULL when not wanted; neither aliases the inputs. */
+    int  (*step)(const sl_layer *L, const double *carry, const double *u, double *carry_next, double *y,
+                 sl_err *err);
+    /* The linear system of step (carry, u), the parts selected by what (SL_LS_*).
+    ** ls must be initialised; the caller frees it with sl_linsys_free. */
+    int  (*linsys)(const sl_layer *L, const double *carry, const double *u, unsigned what, sl_linsys *ls,
+                   sl_err *err);
+    /* Release impl (not the tensors, which the model owns). */
+    void (*free)(sl_layer *L);
+} sl_layer_ops;
+
+/* Layer properties (flags). */
+enum {
+    SL_LAYER_LTI       = 1u << 0,  /* A, B, C, D do not depend on the point */
+    SL_LAYER_LINEAR    = 1u << 1,  /* update is linear in the state (linsys is exact) */
+    SL_LAYER_SELECTIVE = 1u << 2,  /* A_t, B_t depend on the input */
+    SL_LAYER_MATRIX    = 1u << 3   /* matrix-valued state per head */
+};
+
+struct sl_layer {
+    const sl_layer_ops *ops;
+    const char *kind;        /* family name, static */
+    int     index;           /* 0-based position in the model */
+    int64_t n_in, n_out;
+    int64_t n_carry;
+    int64_t n_state;         /* linear-system state = carry[0, n_state) */
+    int64_t n_sys_in;        /* columns of B (the linear system's input size) */
+    int64_t n_sys_out;       /* rows of C */
+    int     n_blocks;
+    sl_state_block blocks[SL_MAX_BLOCKS];
+    unsigned flags;
+    void   *impl;            /* family data, freed by ops->free */
+};
+
+/* Convenience wrappers that check sizes and report the layer in errors. */
+int  sl_layer_forward(const sl_layer *L, const sl_fwd *f, sl_err *err);
+int  sl_layer_step(const sl_layer *L, const double *carry, const double *u, double *carry_next, double *y,
+                   sl_err *err);
+int  sl_layer_linsys(const sl_layer *L, const double *carry, const double *u, unsigned what, sl_linsys *ls,
+                     sl_err *err);
+void sl_layer_free(sl_layer *L);   /* ops->free then the struct */
+
+/* Add a state block (helper for family builders). */
+void sl_layer_add_block(sl_layer *L, const char *name, int64_t offset, int ndim, const int64_t *shape);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+** PyTorch's recurrent-module naming, shared by the rnn, lstm and gru families.
+**
+** torch.nn.RNN/LSTM/GRU state dicts name their tensors weight_ih_l{k},
+** weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}; the single-layer cells
+** (RNNCell, LSTMCell, GRUCell) drop the _l{k}. Either may sit under any module
+** prefix ("lstm.", "encoder.rnn.", "lstm_cell."). The gate multiple g of
+** weight_hh ([g*H, H]) tells the family: 1 rnn, 3 gru, 4 lstm.
+**
+** The config keys are the constructor's (input_size, hidden_size, num_layers,
+** bias, nonlinearity) plus two of seqlab's own that say where the tensors are:
+** "tensor_prefix" (default "") and "cell" (true for the cell naming).
+*/
+#ifndef SL_TORCH_RNN_H
+#define SL_TORCH_RNN_H
+
+#include <jansson.h>
+
+#include "model.h"
+#include "tensor.h"
+
+#define SL_TORCH_RNN_MAX_LAYERS 64
+
+typedef struct sl_torch_rnn {
+    int64_t input_size, hidden_size, num_layers;
+    int     bias;
+    int     gate_mult;                 /* 1, 3, 4 */
+    int     cell;
+    const char *prefix;                /* borrowed from the config */
+    /* per layer: weight_ih [g*H, in], weight_hh [g*H, H], bias_ih, bias_hh [g*H] (NULL without bias),
+    ** tau [H] (leaky rnn only, else NULL) */
+    const sl_tensor *w_ih[SL_TORCH_RNN_MAX_LAYERS], *w_hh[SL_TORCH_RNN_MAX_LAYERS];
+    const sl_tensor *b_ih[SL_TORCH_RNN_MAX_LAYERS], *b_hh[SL_TORCH_RNN_MAX_LAYERS];
+    const sl_tensor *tau[SL_TORCH_RNN_MAX_LAYERS];
+} sl_torch_rnn;
+
+/* detect() for a family with gate multiple g: 1 when exactly one module in ts
+** has PyTorch recurrent names with that multiple; *config gets what was
+** inferred (sizes, layers, bias, prefix, cell). */
+int sl_torch_rnn_detect(const sl_tensors *ts, int gate_mult, json_t **config);
+
+/* Validate m->config against m->tensors for gate multiple g, fill missing
+** config keys from the tensors, mark the tensors as core, and fill spec.
+** leaky: also require tau_l{k} [H] (rnn with "leaky": true). */
+int sl_torch_rnn_parse(sl_model *m, int gate_mult, int leaky, sl_torch_rnn *spec, sl_err *err);
+
+/* Name of tensor "what" (weight_ih, ...) of layer l under spec's naming, into buf. */
+const char *sl_torch_rnn_name(const char *prefix, int cell, const char *what, int64_t layer, char *buf, size_t n);
+
+#endif
