@@ -1,0 +1,53 @@
+/*
+** Shared test support for the cmocka suites (tests/support.c).
+**
+** assert_close(a, b, rtol, atol) is the one floating-point assertion: it passes
+** when |a - b| <= atol + rtol * |b| and otherwise prints both values, the
+** difference and the tolerance. Tests run the seqlab binary through
+** sl_test_cli, which captures stdout and stderr and returns the exit status.
+*/
+#ifndef SL_TEST_H
+#define SL_TEST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+
+int sl_test_close(double a, double b, double rtol, double atol, const char *ea, const char *eb,
+                  const char *file, int line);
+
+#define assert_close(a, b, rtol, atol)                                                        \
+    do {                                                                                       \
+        if (!sl_test_close((double)(a), (double)(b), (rtol), (atol), #a, #b, __FILE__, __LINE__)) \
+            fail();                                                                            \
+    } while (0)
+
+/* Max |a_i - b_i| / (atol + rtol |b_i|) over n values; <= 1 means all close.
+** Prints the worst index when > 1. */
+double sl_test_worst(const double *a, const double *b, size_t n, double rtol, double atol, const char *what);
+#define assert_all_close(a, b, n, rtol, atol) assert_true(sl_test_worst((a), (b), (n), (rtol), (atol), #a) <= 1.0)
+
+/* Run `$SL_BIN args` through /bin/sh (args is shell text). Captured output is
+** malloc'ed into *out / *err (either may be NULL to discard). Returns the exit
+** status, or -1 if it could not run or was killed by a signal. */
+int sl_test_cli(const char *args, char **out, char **err);
+
+/* A fresh empty directory under $TMPDIR for this test process (created once,
+** removed at exit). */
+const char *sl_test_tmpdir(void);
+/* malloc'ed "<tmpdir>/<name>". */
+char *sl_test_path(const char *name);
+
+/* 1 if ../shared/models/<name> exists (relative to the repository root, where
+** tests run); fills path. Tests that need it skip, saying so, when absent. */
+int sl_test_shared_model(const char *name, char *path, size_t n);
+
+/* Deterministic uniform doubles in [lo, hi) for test data. */
+double sl_test_uniform(uint64_t *state, double lo, double hi);
+
+#endif
