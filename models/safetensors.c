@@ -239,6 +239,23 @@ void sl_stfile_read_f32(const sl_stfile *f, const sl_st_entry *e, float *out)
     sl_dtype_to_f32(e->dtype, f->data + e->begin, out, (size_t)e->numel);
 }
 
+void sl_stfile_read_f64(const sl_stfile *f, const sl_st_entry *e, double *out)
+{
+    const uint8_t *p = f->data + e->begin;
+    if (e->dtype == SL_DT_F64) {
+        memcpy(out, p, (size_t)e->numel * 8);
+        return;
+    }
+    /* Convert through float in pieces: every F32/F16/BF16 value is a float. */
+    float tmp[256];
+    size_t esz = sl_dtype_size(e->dtype);
+    for (int64_t i = 0; i < e->numel; i += 256) {
+        size_t k = (size_t)SL_MIN(256, e->numel - i);
+        sl_dtype_to_f32(e->dtype, p + (size_t)i * esz, tmp, k);
+        for (size_t j = 0; j < k; j++) out[i + (int64_t)j] = tmp[j];
+    }
+}
+
 /* ------------------------------------------------------------ writing */
 int sl_st_write(const char *path, const sl_st_tensor *ts, size_t n, const json_t *metadata, sl_err *err)
 {

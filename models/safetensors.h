@@ -71,6 +71,8 @@ const char *sl_stfile_meta(const sl_stfile *f, const char *key);
 
 /* Copy entry e's values, converted to float, into out[e->numel]. */
 void sl_stfile_read_f32(const sl_stfile *f, const sl_st_entry *e, float *out);
+/* Copy entry e's values, converted to double (exact for every dtype), into out[e->numel]. */
+void sl_stfile_read_f64(const sl_stfile *f, const sl_st_entry *e, double *out);
 
 /* One tensor to write: numel(shape) elements of dtype at data (little-endian,
 ** any alignment). Nothing is owned. */
