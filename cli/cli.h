@@ -26,6 +26,7 @@ typedef struct sl_command {
     int (*run)(sl_cli *cli, int argc, char **argv);   /* argv[0] is the command name */
     const char *summary;    /* one line for `seqlab help` */
     const char *help;       /* full usage and options for `seqlab help NAME` */
+    void (*help_extra)(void);  /* prints generated help after `help` (e.g. per-family options), or NULL */
 } sl_command;
 
 const sl_command *sl_cli_find(const char *name);

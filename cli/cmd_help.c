@@ -13,6 +13,7 @@ static int help_run(sl_cli *c, int argc, char **argv)
         const sl_command *cmd = sl_cli_find(argv[1]);
         if (!cmd) return cli_error(c, 2, "unknown command \"%s\" (see seqlab help)", argv[1]);
         printf("%s\n", cmd->help);
+        if (cmd->help_extra) cmd->help_extra();
         return 0;
     }
     size_t n;

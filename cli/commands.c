@@ -6,10 +6,12 @@
 
 #include "cli.h"
 
-extern const sl_command sl_cmd_help, sl_cmd_info;
+extern const sl_command sl_cmd_help, sl_cmd_info, sl_cmd_init, sl_cmd_run;
 
 static const sl_command *const commands[] = {
     &sl_cmd_info,
+    &sl_cmd_init,
+    &sl_cmd_run,
     &sl_cmd_help,
 };
 

@@ -13,6 +13,13 @@
 #include "model.h"
 #include "tensor.h"
 
+/* A config key a family accepts (for seqlab init options and validation). */
+typedef struct sl_config_key {
+    const char *name;      /* "hidden_size"; the option is --hidden-size */
+    const char *type;      /* "int", "float", "bool", "string" */
+    const char *help;      /* one line, with the default */
+} sl_config_key;
+
 typedef struct sl_family {
     const char *name;                   /* "lstm" */
     const char *summary;                /* one line for help and info */
@@ -29,7 +36,12 @@ typedef struct sl_family {
     ** initialises them. cfg holds the command's options; init fills defaults in
     ** and adds the tensors to ts. */
     int (*init)(json_t *cfg, uint64_t seed, sl_tensors *ts, sl_err *err);
+    /* The config keys init accepts, ending with {0}. */
+    const sl_config_key *keys;
 } sl_family;
+
+/* The key named name in f's list, or NULL. */
+const sl_config_key *sl_family_key(const sl_family *f, const char *name);
 
 const sl_family *sl_family_find(const char *name);
 const sl_family *sl_family_by_hf_type(const char *model_type);

@@ -5,6 +5,7 @@
 #include "layer.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int sl_layer_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
 {
@@ -24,11 +25,31 @@ int sl_layer_step(const sl_layer *L, const double *carry, const double *u, doubl
     return rc;
 }
 
+/* e = next - A x - B u, from the reference step. */
+static int linsys_offset(const sl_layer *L, const double *carry, const double *u, sl_linsys *ls, sl_err *err)
+{
+    double *next = malloc((size_t)L->n_carry * sizeof *next), *ax = malloc((size_t)ls->n_state * sizeof *ax);
+    ls->e = calloc((size_t)(ls->n_state ? ls->n_state : 1), sizeof *ls->e);
+    int rc = (!next || !ax || !ls->e) ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
+    if (!rc) rc = sl_layer_step(L, carry, u, next, NULL, err);
+    if (!rc) {
+        sl_op_apply(&ls->A, carry, ax);
+        for (int64_t i = 0; i < ls->n_state; i++) ls->e[i] = next[i] - ax[i];
+        sl_op_apply(&ls->B, ls->u, ax);
+        for (int64_t i = 0; i < ls->n_state; i++) ls->e[i] -= ax[i];
+    }
+    free(next);
+    free(ax);
+    return rc;
+}
+
 int sl_layer_linsys(const sl_layer *L, const double *carry, const double *u, unsigned what, sl_linsys *ls,
                     sl_err *err)
 {
     if (!L->ops->linsys) return sl_err_set(err, SL_EUNSUP, "layer %d (%s): no linear system", L->index, L->kind);
+    if (what & SL_LS_E) what |= SL_LS_A | SL_LS_B;
     int rc = L->ops->linsys(L, carry, u, what, ls, err);
+    if (!rc && (what & SL_LS_E)) rc = linsys_offset(L, carry, u, ls, err);
     if (rc) {
         sl_linsys_free(ls);
         sl_err_prefix(err, "layer %d (%s)", L->index, L->kind);

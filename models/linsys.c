@@ -30,6 +30,7 @@ void sl_linsys_free(sl_linsys *ls)
     sl_op_free(&ls->A_ct);
     sl_op_free(&ls->B_ct);
     free(ls->u);
+    free(ls->e);
     free(ls->dt);
     sl_linsys_init(ls);
 }

@@ -76,7 +76,8 @@ enum {
     SL_LS_C  = 1u << 2,
     SL_LS_D  = 1u << 3,
     SL_LS_CT = 1u << 4,    /* continuous-time A_ct, B_ct and dt where the family has them */
-    SL_LS_ALL = 0x1f
+    SL_LS_E  = 1u << 5,    /* the affine offset e (computed by sl_layer_linsys from the step) */
+    SL_LS_ALL = 0x3f
 };
 
 typedef struct sl_linsys {
@@ -85,6 +86,9 @@ typedef struct sl_linsys {
     int64_t n_out;         /* C: n_out x n_state; D: n_out x n_in */
     sl_op   A, B, C, D;
     double *u;             /* the system's input at this point (n_in), or NULL */
+    double *e;             /* offset with next state = A x + B u + e at this point (n_state), when
+                              SL_LS_E was asked: zero for linear families, the Taylor remainder's
+                              constant for nonlinear ones (exact inside a ReLU net's linear region) */
     const char *u_name;    /* what u is: "u" (the layer input), "x" (Mamba's conv output), "v" (values) */
     int     exact;         /* 1: the update is exactly A x + B u here (linear and selective
                               families); 0: A and B are Jacobians of a nonlinear update */

@@ -319,7 +319,8 @@ int sl_model_save(const sl_model *m, const char *path, const json_t *extra_meta,
 }
 
 /* ------------------------------------------------------------ forward */
-int sl_model_forward(const sl_model *m, int64_t B, int64_t T, const float *x, float *y, int algo, sl_err *err)
+int sl_model_forward(const sl_model *m, int64_t B, int64_t T, const float *x, float *y, float **carries, int algo,
+                     sl_err *err)
 {
     if (m->n_layers == 0) return sl_err_set(err, SL_EUNSUP, "model has no layers");
     float *bufs[2] = { NULL, NULL };
@@ -338,7 +339,7 @@ int sl_model_forward(const sl_model *m, int64_t B, int64_t T, const float *x, fl
             bufs[l & 1] = b;
             outp = b;
         }
-        sl_fwd f = { .B = B, .T = T, .x = in, .y = outp, .algo = algo };
+        sl_fwd f = { .B = B, .T = T, .x = in, .y = outp, .carry = carries ? carries[l] : NULL, .algo = algo };
         if ((rc = sl_layer_forward(L, &f, err))) break;
         in = outp;
     }

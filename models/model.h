@@ -71,8 +71,11 @@ void sl_model_note(sl_model *m, const char *fmt, ...) __attribute__((format(prin
 void sl_model_set_role(sl_model *m, const char *name, int role);
 
 /* Forward pass of the layer stack on features x [B, T, n_in] -> y [B, T, n_out].
+** carries: NULL, or n_layers pointers, each [B, layer n_carry] holding the start
+** state (a NULL entry starts from zeros) and receiving the final state.
 ** Intermediate activations are allocated here and freed before returning. */
-int  sl_model_forward(const sl_model *m, int64_t B, int64_t T, const float *x, float *y, int algo, sl_err *err);
+int  sl_model_forward(const sl_model *m, int64_t B, int64_t T, const float *x, float *y, float **carries, int algo,
+                      sl_err *err);
 
 /* Config accessors with defaults; errors name the key and what was expected. */
 int sl_config_int(const json_t *cfg, const char *key, int64_t dflt, int64_t *out, sl_err *err);

@@ -45,3 +45,10 @@ const char *sl_family_names(void)
         pos += (size_t)snprintf(buf + pos, sizeof buf - pos, "%s%s", i ? ", " : "", families[i]->name);
     return buf;
 }
+
+const sl_config_key *sl_family_key(const sl_family *f, const char *name)
+{
+    for (const sl_config_key *k = f->keys; k && k->name; k++)
+        if (strcmp(k->name, name) == 0) return k;
+    return NULL;
+}

@@ -3,6 +3,8 @@
 */
 #include "torch_rnn.h"
 
+#include <gsl/gsl_rng.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,5 +149,163 @@ int sl_torch_rnn_parse(sl_model *m, int gate_mult, int leaky, sl_torch_rnn *s, s
     m->n_in = s->input_size;
     m->n_out = H;
     (void)shp;
+    return SL_OK;
+}
+
+/* ------------------------------------------------------------ layers */
+void sl_torch_rnn_free(sl_layer *L) { free(L->impl); }
+
+int sl_torch_rnn_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
+{
+    const sl_rnn_weights *w = L->impl;
+    if (f->algo == SL_ALGO_REFERENCE) return sl_rnn_forward_ref(w, f->B, f->T, f->x, f->y, f->carry, f->states, err);
+    if (f->algo != SL_ALGO_AUTO && f->algo != SL_ALGO_RECURRENT)
+        return sl_err_set(err, SL_EUNSUP, "%s layers have only the recurrent forward algorithm", L->kind);
+    return sl_rnn_forward(w, f->B, f->T, f->x, f->y, f->carry, f->states, err);
+}
+
+int sl_torch_rnn_build_layers(sl_model *m, const sl_torch_rnn *s, sl_cell_kind cell, const sl_layer_ops *ops,
+                              sl_err *err)
+{
+    m->layers = calloc((size_t)s->num_layers, sizeof *m->layers);
+    if (!m->layers) return sl_err_set(err, SL_ENOMEM, "out of memory");
+    const int64_t H = s->hidden_size;
+    for (int64_t l = 0; l < s->num_layers; l++) {
+        /* One block per layer: the weights struct, then alpha = 1/tau for the
+        ** leaky RNN (the tensor holds tau; the kernel wants its inverse). */
+        const int leaky = s->tau[l] != NULL;
+        sl_layer *L = calloc(1, sizeof *L);
+        sl_rnn_weights *w = calloc(1, sizeof *w + (leaky ? (size_t)H * sizeof(float) : 0));
+        if (!L || !w) { free(L); free(w); return sl_err_set(err, SL_ENOMEM, "out of memory"); }
+        w->cell = cell;
+        w->in = l == 0 ? s->input_size : H;
+        w->H = H;
+        w->w_ih = s->w_ih[l]->data;
+        w->w_hh = s->w_hh[l]->data;
+        w->b_ih = s->b_ih[l] ? s->b_ih[l]->data : NULL;
+        w->b_hh = s->b_hh[l] ? s->b_hh[l]->data : NULL;
+        if (leaky) {
+            float *alpha = (float *)(w + 1);
+            for (int64_t j = 0; j < H; j++) alpha[j] = 1.0f / s->tau[l]->data[j];
+            w->alpha = alpha;
+            w->tau = s->tau[l]->data;
+        }
+        L->ops = ops;
+        L->impl = w;
+        m->layers[m->n_layers++] = L;
+        L->kind = cell == SL_CELL_LSTM ? "lstm" : cell == SL_CELL_GRU ? "gru" : "rnn";
+        L->index = (int)l;
+        L->n_in = w->in;
+        L->n_out = H;
+        L->n_carry = L->n_state = sl_cell_carry(cell, H);
+        L->n_sys_in = w->in;
+        L->n_sys_out = H;
+        int64_t hs[1] = { H };
+        sl_layer_add_block(L, "h", 0, 1, hs);
+        if (cell == SL_CELL_LSTM) sl_layer_add_block(L, "c", H, 1, hs);
+        L->flags = 0;   /* nonlinear: A_t, B_t are Jacobians */
+    }
+    return SL_OK;
+}
+
+int sl_torch_rnn_init(json_t *cfg, uint64_t seed, sl_tensors *ts, int gate_mult, int leaky, sl_err *err)
+{
+    int64_t in, H, L;
+    int bias, rc;
+    double tau;
+    if ((rc = sl_config_int(cfg, "input_size", 0, &in, err)) || (rc = sl_config_int(cfg, "hidden_size", 0, &H, err)) ||
+        (rc = sl_config_int(cfg, "num_layers", 1, &L, err)) || (rc = sl_config_bool(cfg, "bias", 1, &bias, err)) ||
+        (rc = sl_config_double(cfg, "tau", 1.0, &tau, err)))
+        return rc;
+    if (in <= 0) return sl_err_set(err, SL_EINVAL, "input_size must be positive");
+    if (H <= 0) return sl_err_set(err, SL_EINVAL, "hidden_size must be positive");
+    if (L < 1 || L > SL_TORCH_RNN_MAX_LAYERS) return sl_err_set(err, SL_EINVAL, "num_layers must be 1..%d", SL_TORCH_RNN_MAX_LAYERS);
+    if (leaky && !(tau >= 1.0)) return sl_err_set(err, SL_EINVAL, "tau must be >= 1 (is %g)", tau);
+    json_object_set_new(cfg, "num_layers", json_integer(L));
+    json_object_set_new(cfg, "bias", json_boolean(bias));
+    json_object_del(cfg, "tau");
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!r) return sl_err_set(err, SL_ENOMEM, "out of memory");
+    gsl_rng_set(r, (unsigned long)seed);
+    const double k = 1.0 / sqrt((double)H);
+    const int64_t G = gate_mult * H;
+    char nm[64];
+    for (int64_t l = 0; l < L && !rc; l++) {
+        int64_t lin = l == 0 ? in : H;
+        int64_t shapes[4][2] = { { G, lin }, { G, H }, { G, 0 }, { G, 0 } };
+        const char *what[4] = { "weight_ih", "weight_hh", "bias_ih", "bias_hh" };
+        for (int q = 0; q < 4 && !rc; q++) {
+            if (q >= 2 && !bias) continue;
+            sl_tensor *t;
+            sl_torch_rnn_name("", 0, what[q], l, nm, sizeof nm);
+            if ((rc = sl_tensors_add(ts, nm, q < 2 ? 2 : 1, shapes[q], NULL, &t, err))) break;
+            for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)(gsl_rng_uniform(r) * 2.0 * k - k);
+        }
+        if (leaky && !rc) {
+            sl_tensor *t;
+            int64_t sh[1] = { H };
+            sl_torch_rnn_name("", 0, "tau", l, nm, sizeof nm);
+            if (!(rc = sl_tensors_add(ts, nm, 1, sh, NULL, &t, err)))
+                for (int64_t i = 0; i < H; i++) t->data[i] = (float)tau;
+        }
+    }
+    gsl_rng_free(r);
+    return rc;
+}
+
+void sl_torch_rnn_preact(const sl_rnn_weights *w, const double *h, const double *u, double *gx, double *gh)
+{
+    const int64_t GH = sl_cell_gates(w->cell) * w->H;
+    for (int64_t k = 0; k < GH; k++) {
+        double sx = w->b_ih ? w->b_ih[k] : 0.0, sh = w->b_hh ? w->b_hh[k] : 0.0;
+        const float *ri = w->w_ih + k * w->in, *rh = w->w_hh + k * w->H;
+        for (int64_t j = 0; j < w->in; j++) sx += (double)ri[j] * u[j];
+        for (int64_t j = 0; j < w->H; j++) sh += (double)rh[j] * h[j];
+        gx[k] = sx;
+        gh[k] = sh;
+    }
+}
+
+double *sl_torch_rnn_rowscale(const float *W, int64_t rows, int64_t cols, const double *scale, double *out, int64_t ldo)
+{
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) out[i * ldo + j] = scale[i] * (double)W[i * cols + j];
+    return out;
+}
+
+void sl_torch_rnn_accum_gate(double *M, int64_t ldm, int64_t row_off, const float *W, int64_t cols, int64_t H,
+                             int gate, const double *coef)
+{
+    for (int64_t j = 0; j < H; j++) {
+        const float *wr = W + (gate * H + j) * cols;
+        double *mr = M + (row_off + j) * ldm;
+        const double cj = coef[j];
+        if (cj == 0.0) continue;
+        for (int64_t c = 0; c < cols; c++) mr[c] += cj * (double)wr[c];
+    }
+}
+
+int sl_torch_rnn_linsys_io(const sl_layer *L, const double *u, unsigned what, sl_linsys *ls, sl_err *err)
+{
+    /* C reads h (the first H entries of the state); D is zero; u is the layer input. */
+    const int64_t H = L->n_out, n = L->n_state, in = L->n_in;
+    ls->n_state = n;
+    ls->n_in = in;
+    ls->n_out = H;
+    ls->exact = 0;
+    ls->u_name = "u";
+    if (what & SL_LS_C) {
+        if (n == H) {
+            if (sl_op_diag(&ls->C, H)) return sl_err_set(err, SL_ENOMEM, "out of memory");
+            for (int64_t j = 0; j < H; j++) ls->C.a[j] = 1.0;
+        } else {
+            if (sl_op_dense(&ls->C, H, n)) return sl_err_set(err, SL_ENOMEM, "out of memory");
+            for (int64_t j = 0; j < H; j++) ls->C.a[j * n + j] = 1.0;
+        }
+    }
+    if (what & SL_LS_D) sl_op_zero(&ls->D, H, in);
+    ls->u = malloc((size_t)(in ? in : 1) * sizeof *ls->u);
+    if (!ls->u) return sl_err_set(err, SL_ENOMEM, "out of memory");
+    for (int64_t k = 0; k < in; k++) ls->u[k] = u[k];
     return SL_OK;
 }

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "kernels.h"
 #include "model.h"
 #include "tensor.h"
 
@@ -43,6 +44,37 @@ int sl_torch_rnn_detect(const sl_tensors *ts, int gate_mult, json_t **config);
 ** config keys from the tensors, mark the tensors as core, and fill spec.
 ** leaky: also require tau_l{k} [H] (rnn with "leaky": true). */
 int sl_torch_rnn_parse(sl_model *m, int gate_mult, int leaky, sl_torch_rnn *spec, sl_err *err);
+
+/* Build the layers of m from spec: each layer's forward pass runs the shared
+** gated driver (kernels/recurrent.c); ops supplies the family's step and
+** linsys. The layer impl is an sl_rnn_weights pointing into m's tensors. */
+int sl_torch_rnn_build_layers(sl_model *m, const sl_torch_rnn *spec, sl_cell_kind cell, const sl_layer_ops *ops,
+                              sl_err *err);
+
+/* The forward op shared by the three families (reference or optimised). */
+int sl_torch_rnn_forward(const sl_layer *L, const sl_fwd *f, sl_err *err);
+void sl_torch_rnn_free(sl_layer *L);
+
+/* PyTorch's initialisation for seqlab init: every weight and bias uniform in
+** [-1/sqrt(H), 1/sqrt(H)] (GSL's MT19937 seeded with seed), in state-dict
+** order; leaky RNN adds tau_l{k} filled with the config's "tau" (default 1).
+** Fills defaults into cfg (num_layers 1, bias true). */
+int sl_torch_rnn_init(json_t *cfg, uint64_t seed, sl_tensors *ts, int gate_mult, int leaky, sl_err *err);
+
+/* Pre-activations in double: gx = W_ih u + b_ih, gh = W_hh h + b_hh (each G*H). */
+void sl_torch_rnn_preact(const sl_rnn_weights *w, const double *h, const double *u, double *gx, double *gh);
+
+/* out[i, j] = scale[i] * W[i, j] for a rows x cols float matrix, into a double
+** matrix with leading dimension ldo; returns out. */
+double *sl_torch_rnn_rowscale(const float *W, int64_t rows, int64_t cols, const double *scale, double *out, int64_t ldo);
+
+/* M[row_off + j, :] += coef[j] * W[gate*H + j, :] for j < H (W float, cols wide). */
+void sl_torch_rnn_accum_gate(double *M, int64_t ldm, int64_t row_off, const float *W, int64_t cols, int64_t H,
+                             int gate, const double *coef);
+
+/* The parts of the linear system the three families share: sizes, C (reads
+** h), D (zero), u (a copy of the input). */
+int sl_torch_rnn_linsys_io(const sl_layer *L, const double *u, unsigned what, sl_linsys *ls, sl_err *err);
 
 /* Name of tensor "what" (weight_ih, ...) of layer l under spec's naming, into buf. */
 const char *sl_torch_rnn_name(const char *prefix, int cell, const char *what, int64_t layer, char *buf, size_t n);

@@ -50,4 +50,19 @@ int sl_test_shared_model(const char *name, char *path, size_t n);
 /* Deterministic uniform doubles in [lo, hi) for test data. */
 double sl_test_uniform(uint64_t *state, double lo, double hi);
 
+
+/* Tensor `name` of a safetensors file as doubles (malloc'ed; numel in *n when
+** n is not NULL); fails the test when absent. */
+double *sl_test_load_f64(const char *path, const char *name, int64_t *n);
+/* The same as float. */
+float *sl_test_load_f32(const char *path, const char *name, int64_t *n);
+
+struct sl_layer;
+/* Check a layer's linear system at (carry, u) against the reference step:
+** A (and B, when the system's input is the layer input) against central
+** finite differences with step 1e-6 to rtol/atol; C and D against the step's
+** output; for exact systems, next = A x + B u exactly. Returns the worst
+** error ratio (<= 1 passes) and prints what it checked. */
+double sl_test_check_linsys(const struct sl_layer *L, const double *carry, const double *u, double rtol, double atol);
+
 #endif

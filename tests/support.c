@@ -126,3 +126,104 @@ double sl_test_uniform(uint64_t *s, double lo, double hi)
     z ^= z >> 31;
     return lo + (hi - lo) * (double)(z >> 11) * (1.0 / 9007199254740992.0);
 }
+
+#include "safetensors.h"
+
+static void *load_any(const char *path, const char *name, int64_t *n, int dbl)
+{
+    sl_stfile *f = NULL;
+    sl_err err = { 0 };
+    if (sl_stfile_open(path, &f, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        fail();
+    }
+    const sl_st_entry *e = sl_stfile_find(f, name);
+    if (!e) {
+        fprintf(stderr, "%s: no tensor %s\n", path, name);
+        sl_stfile_close(f);
+        fail();
+        return NULL;
+    }
+    void *out = malloc((size_t)(e->numel ? e->numel : 1) * (dbl ? sizeof(double) : sizeof(float)));
+    if (dbl) sl_stfile_read_f64(f, e, out);
+    else sl_stfile_read_f32(f, e, out);
+    if (n) *n = e->numel;
+    sl_stfile_close(f);
+    return out;
+}
+
+double *sl_test_load_f64(const char *path, const char *name, int64_t *n) { return load_any(path, name, n, 1); }
+float *sl_test_load_f32(const char *path, const char *name, int64_t *n) { return load_any(path, name, n, 0); }
+
+#include "layer.h"
+
+double sl_test_check_linsys(const sl_layer *L, const double *carry, const double *u, double rtol, double atol)
+{
+    const int64_t nc = L->n_carry, n = L->n_state, in = L->n_in;
+    sl_linsys ls;
+    sl_linsys_init(&ls);
+    sl_err err = { 0 };
+    if (sl_layer_linsys(L, carry, u, SL_LS_ALL, &ls, &err)) {
+        fprintf(stderr, "linsys: %s\n", err.msg);
+        return INFINITY;
+    }
+    double worst = 0;
+    double *Ad = malloc((size_t)(n * n) * sizeof *Ad), *Afd = malloc((size_t)(n * n) * sizeof *Afd);
+    double *cp = malloc((size_t)nc * sizeof *cp), *cm = malloc((size_t)nc * sizeof *cm);
+    double *np = malloc((size_t)nc * sizeof *np), *nm = malloc((size_t)nc * sizeof *nm);
+    double *up = malloc((size_t)(in + 1) * sizeof *up), *um = malloc((size_t)(in + 1) * sizeof *um);
+    const double h = 1e-6;
+    sl_op_to_dense(&ls.A, Ad);
+    for (int64_t j = 0; j < n; j++) {
+        memcpy(cp, carry, (size_t)nc * sizeof *cp);
+        memcpy(cm, carry, (size_t)nc * sizeof *cm);
+        cp[j] += h;
+        cm[j] -= h;
+        sl_layer_step(L, cp, u, np, NULL, &err);
+        sl_layer_step(L, cm, u, nm, NULL, &err);
+        for (int64_t i = 0; i < n; i++) Afd[i * n + j] = (np[i] - nm[i]) / (2 * h);
+    }
+    double w = sl_test_worst(Ad, Afd, (size_t)(n * n), rtol, atol, "A vs finite differences");
+    worst = fmax(worst, w);
+    if (ls.u_name && strcmp(ls.u_name, "u") == 0 && ls.B.kind != SL_OP_NONE) {
+        double *Bd = malloc((size_t)(n * in) * sizeof *Bd), *Bfd = malloc((size_t)(n * in) * sizeof *Bfd);
+        sl_op_to_dense(&ls.B, Bd);
+        for (int64_t j = 0; j < in; j++) {
+            memcpy(up, u, (size_t)in * sizeof *up);
+            memcpy(um, u, (size_t)in * sizeof *um);
+            up[j] += h;
+            um[j] -= h;
+            sl_layer_step(L, carry, up, np, NULL, &err);
+            sl_layer_step(L, carry, um, nm, NULL, &err);
+            for (int64_t i = 0; i < n; i++) Bfd[i * in + j] = (np[i] - nm[i]) / (2 * h);
+        }
+        w = sl_test_worst(Bd, Bfd, (size_t)(n * in), rtol, atol, "B vs finite differences");
+        worst = fmax(worst, w);
+        /* y = C x_next + D u at the point. */
+        double *next = malloc((size_t)nc * sizeof *next), *y = malloc((size_t)L->n_out * sizeof *y);
+        double *cy = malloc((size_t)ls.n_out * sizeof *cy), *dy = malloc((size_t)ls.n_out * sizeof *dy);
+        sl_layer_step(L, carry, u, next, y, &err);
+        sl_op_apply(&ls.C, next, cy);
+        sl_op_apply(&ls.D, u, dy);
+        for (int64_t i = 0; i < ls.n_out; i++) cy[i] += dy[i];
+        w = sl_test_worst(cy, y, (size_t)ls.n_out, 1e-12, 1e-12, "y = C x + D u");
+        worst = fmax(worst, w);
+        free(next); free(y); free(cy); free(dy);
+        free(Bd);
+        free(Bfd);
+    }
+    if (ls.exact) {
+        double *next = malloc((size_t)nc * sizeof *next), *ax = malloc((size_t)n * sizeof *ax),
+               *bu = malloc((size_t)n * sizeof *bu);
+        sl_layer_step(L, carry, u, next, NULL, &err);
+        sl_op_apply(&ls.A, carry, ax);
+        sl_op_apply(&ls.B, ls.u, bu);
+        for (int64_t i = 0; i < n; i++) ax[i] += bu[i];
+        w = sl_test_worst(ax, next, (size_t)n, 1e-10, 1e-12, "exact: next = A x + B u");
+        worst = fmax(worst, w);
+        free(next); free(ax); free(bu);
+    }
+    free(Ad); free(Afd); free(cp); free(cm); free(np); free(nm); free(up); free(um);
+    sl_linsys_free(&ls);
+    return worst;
+}

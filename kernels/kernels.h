@@ -1,0 +1,73 @@
+/*
+** The kernel layer: every model's arithmetic goes through these functions
+** (DESIGN.md, "Layers of the house"). Dense products go to BLAS (OpenBLAS);
+** the recurrent families share one driver that projects the inputs of a chunk
+** of steps in one GEMM and then runs the recurrence with a GEMM (batch > 1) or
+** GEMV (batch 1) per step fused with the gate cell.
+**
+** Every optimised kernel has a plain reference beside it (the *_ref
+** functions), and tests/test_kernels.c checks them against each other.
+** float32 throughout; analyses work in double through the families' step and
+** linsys functions instead.
+*/
+#ifndef SL_KERNELS_H
+#define SL_KERNELS_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+/* ------------------------------------------------------------ BLAS wrappers */
+/* C = alpha op(A) op(B) + beta C, row-major; op = transpose when ta/tb. */
+void sl_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+              const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void sl_dgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t lda,
+              const double *B, int64_t ldb, double beta, double *C, int64_t ldc);
+/* y = alpha op(A) x + beta y, A row-major M x N. */
+void sl_sgemv(int ta, int64_t M, int64_t N, float alpha, const float *A, int64_t lda, const float *x, float beta,
+              float *y);
+void sl_dgemv(int ta, int64_t M, int64_t N, double alpha, const double *A, int64_t lda, const double *x,
+              double beta, double *y);
+
+/* Threads for OpenMP regions and OpenBLAS (never more than asked in total). */
+void sl_set_threads(int n);
+int  sl_get_threads(void);
+
+/* ------------------------------------------------------------ activations */
+static inline float sl_sigmoidf(float x) { return 1.0f / (1.0f + __builtin_expf(-x)); }
+
+/* ------------------------------------------------------------ gated recurrences */
+typedef enum sl_cell_kind {
+    SL_CELL_RNN_TANH = 0,
+    SL_CELL_RNN_RELU,
+    SL_CELL_LSTM,      /* gates i, f, g, o; carry [h, c] */
+    SL_CELL_GRU        /* gates r, z, n;    carry [h]    */
+} sl_cell_kind;
+
+/* Weights of one PyTorch-style recurrent layer. Not owned. */
+typedef struct sl_rnn_weights {
+    sl_cell_kind cell;
+    int64_t      in, H;     /* input and hidden size */
+    const float *w_ih;      /* [G*H, in] */
+    const float *w_hh;      /* [G*H, H]  */
+    const float *b_ih;      /* [G*H] or NULL */
+    const float *b_hh;      /* [G*H] or NULL */
+    const float *alpha;     /* leaky RNN: 1/tau per unit [H], or NULL */
+    const float *tau;       /* leaky RNN: tau itself (for the double-precision reference), or NULL */
+} sl_rnn_weights;
+
+/* Gate multiple of a cell (1, 4, 3) and floats carried per sequence (H or 2H). */
+int     sl_cell_gates(sl_cell_kind cell);
+int64_t sl_cell_carry(sl_cell_kind cell, int64_t H);
+
+/* Forward pass over x [B, T, in] -> y [B, T, H]. carry [B, nc] is the start
+** state in and the final state out (NULL: zeros, discarded); states [B, T, nc]
+** receives every carry (or NULL). Inputs are projected a chunk of steps at a
+** time so memory stays O(B * chunk * G * H) whatever T is. */
+int sl_rnn_forward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, float *y, float *carry,
+                   float *states, sl_err *err);
+/* The plain reference: one step at a time, loops only. Same contract. */
+int sl_rnn_forward_ref(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, float *y, float *carry,
+                       float *states, sl_err *err);
+
+#endif
