@@ -187,7 +187,14 @@ _notebooks: $(NB_BIN)
 _gallery: $(LIB) $(BIN)
 	$(Q)./scripts/gallery.sh $(BIN) $(BUILD)/gallery
 
-_bench: $(LIB) $(BIN)
-	$(Q)./bench/run.sh $(BIN)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  BENCH $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
+
+_bench: $(LIB) $(BIN) $(BENCH_BIN)
+	$(Q)BUILD=$(BUILD) ./bench/run.sh $(BIN) $(BENCH_ARGS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -3,8 +3,8 @@
 ** threads and the database path. See cli.h.
 */
 #include "cli.h"
+#include "kernels.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -84,12 +84,7 @@ int cli_parse_format(const sl_cli *c, const char *s, sl_format *out)
     return 0;
 }
 
-void cli_set_threads(int n)
-{
-    if (n <= 0) return;
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
-}
+void cli_set_threads(int n) { sl_set_threads(n); }
 
 const char *cli_db_path(const char *opt_db)
 {
