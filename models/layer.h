@@ -90,6 +90,9 @@ struct sl_layer {
     int     n_blocks;
     sl_state_block blocks[SL_MAX_BLOCKS];
     unsigned flags;
+    /* Single-unit time constants of the output units (n_out entries, e.g. the
+    ** leaky RNN's tau), or NULL when every unit's own timescale is one step. */
+    const float *unit_tau;
     void   *impl;            /* family data, freed by ops->free */
 };
 

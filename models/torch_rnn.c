@@ -204,6 +204,7 @@ int sl_torch_rnn_build_layers(sl_model *m, const sl_torch_rnn *s, sl_cell_kind c
         sl_layer_add_block(L, "h", 0, 1, hs);
         if (cell == SL_CELL_LSTM) sl_layer_add_block(L, "c", H, 1, hs);
         L->flags = 0;   /* nonlinear: A_t, B_t are Jacobians */
+        L->unit_tau = s->tau[l] ? s->tau[l]->data : NULL;
     }
     return SL_OK;
 }
