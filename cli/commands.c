@@ -6,10 +6,13 @@
 
 #include "cli.h"
 
-extern const sl_command sl_cmd_help, sl_cmd_info;
+extern const sl_command sl_cmd_help, sl_cmd_info, sl_cmd_runs, sl_cmd_show, sl_cmd_sql;
 
 static const sl_command *const commands[] = {
     &sl_cmd_info,
+    &sl_cmd_runs,
+    &sl_cmd_show,
+    &sl_cmd_sql,
     &sl_cmd_help,
 };
 

@@ -524,6 +524,7 @@ oom:
 
 typedef struct sql_guard {
     int  denied;
+    int  internal;      /* the denial recorded was SQLite's own schema table */
     char what[160];
 } sql_guard;
 
@@ -596,8 +597,11 @@ static int sql_authorizer(void *ctx, int code, const char *a1, const char *a2, c
     default:
         break;
     }
-    if (!g->denied) {
+    /* DROP TABLE first deletes from sqlite_master: prefer naming the DROP. */
+    int internal = a1 && (sqlite3_stricmp(a1, "sqlite_master") == 0 || sqlite3_stricmp(a1, "sqlite_temp_master") == 0);
+    if (!g->denied || (g->internal && !internal)) {
         g->denied = code;
+        g->internal = internal;
         if (code == SQLITE_PRAGMA || code == SQLITE_FUNCTION)
             snprintf(g->what, sizeof g->what, "%s %s", action_name(code), code == SQLITE_PRAGMA ? a1 : a2);
         else if (a1 && (code == SQLITE_INSERT || code == SQLITE_UPDATE || code == SQLITE_DELETE ||
@@ -623,6 +627,19 @@ static int only_space_or_comments(const char *s)
     return 1;
 }
 
+/* The first n words of a statement ("DROP TABLE params"), for messages. */
+static void lead_words(const char *sql, int n, char *buf, size_t size)
+{
+    const char *p = sql;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    const char *start = p;
+    for (int w = 0; w < n && *p && *p != '(' && *p != ';'; w++) {
+        if (w) while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+        while (*p && !strchr(" \t\n\r(;", *p)) p++;
+    }
+    snprintf(buf, size, "%.*s", (int)SL_MIN((size_t)(p - start), size - 1), start);
+}
+
 int sl_db_query(sl_db *db, const char *sql, sl_db_rows **out, sl_err *err)
 {
     *out = NULL;
@@ -634,7 +651,12 @@ int sl_db_query(sl_db *db, const char *sql, sl_db_rows **out, sl_err *err)
     int prc = sqlite3_prepare_v2(db->h, sql, -1, &st, &tail);
     int rc = SL_OK;
     if (prc != SQLITE_OK) {
-        if (g.denied)
+        if (g.denied && g.internal) {
+            /* CREATE / DROP show up as writes to sqlite_master: name the statement. */
+            char lead[64];
+            lead_words(sql, 3, lead, sizeof lead);
+            rc = sl_err_set(err, SL_EINVAL, "%s is refused: the run store is opened read-only for queries", lead);
+        } else if (g.denied)
             rc = sl_err_set(err, SL_EINVAL, "%s is refused: the run store is opened read-only for queries", g.what);
         else
             rc = sl_err_set(err, SL_EINVAL, "%s", sqlite3_errmsg(db->h));
@@ -647,7 +669,10 @@ int sl_db_query(sl_db *db, const char *sql, sl_db_rows **out, sl_err *err)
         goto out;
     }
     if (!sqlite3_stmt_readonly(st)) {
-        rc = sl_err_set(err, SL_EINVAL, "the statement writes and is refused: the run store is opened read-only for queries");
+        char lead[64];
+        lead_words(sql, 2, lead, sizeof lead);
+        rc = sl_err_set(err, SL_EINVAL, "%s writes and is refused: the run store is opened read-only for queries",
+                        lead);
         goto out;
     }
     rc = rows_from_stmt(db, st, out, err);
