@@ -17,9 +17,7 @@
 ** timeout. Prepared statements are cached per connection by their SQL text.
 */
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -865,6 +865,15 @@ static void test_readme_queries(void **state)
     }
     free(qs);
     free(path);
+    /* The README states the current schema version. */
+    FILE *fp = fopen("README.md", "r");
+    static char buf[1 << 18];
+    size_t len = fread(buf, 1, sizeof buf - 1, fp);
+    buf[len] = '\0';
+    fclose(fp);
+    char want[64];
+    snprintf(want, sizeof want, "(currently %d)", sl_db_schema_latest());
+    assert_true(contains(buf, want));
 }
 
 int main(void)
