@@ -53,28 +53,54 @@ int sl_db_exec(sl_db *db, const char *sql, sl_err *err)
     return code;
 }
 
-int sl_db_begin_immediate(sl_db *db, sl_err *err)
+int sl_db_backoff(int attempt)
 {
-    /* The busy timeout already waits SL_DB_BUSY_MS; a few more rounds cover
-    ** a burst of many writers without waiting forever on a stuck one. */
-    int rc = SQLITE_BUSY;
-    for (int attempt = 0; attempt < 4 && (rc == SQLITE_BUSY || rc == SQLITE_LOCKED); attempt++)
-        rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) return sl_db_fail(db, SL_EDB, "starting a write transaction", err);
-    return SL_OK;
+    /* 1, 2, 4, ... 32 ms, then 50 ms per attempt, plus up to 50% jitter so
+    ** that processes that collided do not collide again. */
+    long ms = attempt < 6 ? 1L << attempt : 50;
+    long total = attempt < 6 ? (1L << attempt) - 1 : 63 + 50L * (attempt - 6);
+    if (total >= SL_DB_BUSY_MS) return 0;
+    static unsigned seed;
+    if (!seed) seed = (unsigned)getpid() * 2654435761u + 1;
+    seed = seed * 1103515245u + 12345u;
+    long us = ms * 1000 + (long)((seed >> 8) % (unsigned)(ms * 500 + 1));
+    struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+    nanosleep(&ts, NULL);
+    return 1;
 }
 
-int sl_db_pragma_int(sl_db *db, const char *name, int64_t *out, sl_err *err)
+static int is_busy(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
+
+int sl_db_begin_immediate(sl_db *db, sl_err *err)
 {
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA %s", name);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
-        return sl_db_fail(db, SL_EDB, "reading PRAGMA", err);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? SL_OK : sl_db_fail(db, SL_EDB, "reading PRAGMA", err);
+    /* The busy handler waits for the lock; the backoff covers the cases
+    ** where SQLite reports busy without calling it. */
+    for (int attempt = 0;; attempt++) {
+        int rc = sqlite3_exec(db->h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) return SL_OK;
+        if (!is_busy(rc) || !sl_db_backoff(attempt))
+            return sl_db_fail(db, SL_EDB, "starting a write transaction", err);
+    }
+}
+
+int sl_db_identity(sl_db *db, int64_t *app_id, int64_t *version, sl_err *err)
+{
+    const char *sql = "SELECT (SELECT application_id FROM pragma_application_id()), "
+                      "(SELECT user_version FROM pragma_user_version())";
+    for (int attempt = 0;; attempt++) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW) {
+                *app_id = sqlite3_column_int64(st, 0);
+                *version = sqlite3_column_int64(st, 1);
+            }
+        }
+        sqlite3_finalize(st);
+        if (rc == SQLITE_ROW) return SL_OK;
+        if (!is_busy(rc) || !sl_db_backoff(attempt)) return sl_db_fail(db, SL_EDB, "reading the schema version", err);
+    }
 }
 
 char *sl_db_col_strdup(sqlite3_stmt *st, int col)
@@ -159,8 +185,7 @@ static int set_pragma(sl_db *db, const char *sql, const char *want, sl_err *err)
         }
         sqlite3_finalize(st);
         if (rc == SQLITE_DONE || rc == SQLITE_OK) return SL_OK;
-        if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && attempt < 4) continue;
-        return sl_db_fail(db, SL_EDB, sql, err);
+        if (!is_busy(rc) || !sl_db_backoff(attempt)) return sl_db_fail(db, SL_EDB, sql, err);
     }
 }
 

@@ -188,7 +188,8 @@ typedef struct sl_runs_filter {
 int  sl_db_runs_list(sl_db *db, const sl_runs_filter *f, sl_db_rows **out, sl_err *err);
 
 /* A run from what a user typed: its id, or its UUID or a unique prefix of it
-** (4 characters at least). Unknown or ambiguous: SL_EINVAL. */
+** (4 characters at least). Digits are tried as an id first, then as a UUID
+** prefix. Unknown or ambiguous: SL_EINVAL. */
 int  sl_db_run_resolve(sl_db *db, const char *ref, int64_t *run_id, sl_err *err);
 
 typedef struct sl_db_kv { char *key, *value; } sl_db_kv;

@@ -31,12 +31,19 @@ int sl_db_fail(sl_db *db, int code, const char *what, sl_err *err);
 /* Execute SQL text without results (may be several statements). */
 int sl_db_exec(sl_db *db, const char *sql, sl_err *err);
 
+/* After an SQLITE_BUSY that the busy handler did not wait out (SQLite
+** returns it at once where waiting could deadlock, e.g. two connections
+** switching a new file to WAL): sleep a little, growing with attempt, with
+** jitter. Returns 0 once about SL_DB_BUSY_MS have been spent: give up. */
+int sl_db_backoff(int attempt);
+
 /* BEGIN IMMEDIATE with retries while another writer holds the lock longer
 ** than the busy timeout allows. */
 int sl_db_begin_immediate(sl_db *db, sl_err *err);
 
-/* Read a single integer PRAGMA (user_version, application_id). */
-int sl_db_pragma_int(sl_db *db, const char *name, int64_t *out, sl_err *err);
+/* Read application_id and user_version in one statement (one snapshot: a
+** migration commits both at once, so they must be read together). */
+int sl_db_identity(sl_db *db, int64_t *app_id, int64_t *version, sl_err *err);
 
 /* Bring the schema to sl_db_schema_latest() (schema.c); stop at target when
 ** target > 0 (tests). Refuses newer databases and foreign files. */

@@ -203,33 +203,46 @@ int sl_db_runs_list(sl_db *db, const sl_runs_filter *f, sl_db_rows **out, sl_err
 
 /* ------------------------------------------------------------ resolve */
 
+/* Runs matching one form of reference: 0, 1 or 2 (ambiguous). */
+static int resolve_by(sl_db *db, const char *sql, const char *ref, int by_id, int64_t *run_id, sl_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
+        sl_db_fail(db, SL_EDB, "finding a run", err);
+        return -1;
+    }
+    if (by_id) sqlite3_bind_int64(st, 1, strtoll(ref, NULL, 10));
+    else sqlite3_bind_text(st, 1, ref, -1, SQLITE_TRANSIENT);
+    int rc, n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (n++ == 0) *run_id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) { sl_db_fail(db, SL_EDB, "finding a run", err); return -1; }
+    return n;
+}
+
 int sl_db_run_resolve(sl_db *db, const char *ref, int64_t *run_id, sl_err *err)
 {
     *run_id = 0;
     if (!ref || !*ref) return sl_err_set(err, SL_EINVAL, "empty run reference");
-    int digits = 1;
-    for (const char *p = ref; *p; p++) digits &= (*p >= '0' && *p <= '9');
-    sqlite3_stmt *st = NULL;
-    int rc;
+    int digits = 1, uuidish = strlen(ref) >= 4;
+    for (const char *p = ref; *p; p++) {
+        digits &= (*p >= '0' && *p <= '9');
+        uuidish &= is_hex((char[]){ *p, 0 }) || *p == '-';
+    }
+    /* An id first; digits that are no run's id may still begin a UUID. */
     if (digits && strlen(ref) <= 18) {
-        rc = sqlite3_prepare_v2(db->h, "SELECT id FROM runs WHERE id = ?1", -1, &st, NULL);
-        if (rc == SQLITE_OK) sqlite3_bind_int64(st, 1, strtoll(ref, NULL, 10));
-    } else {
-        int ok = strlen(ref) >= 4;
-        for (const char *p = ref; *p; p++) ok &= is_hex((char[]){ *p, 0 }) || *p == '-';
-        if (!ok)
-            return sl_err_set(err, SL_EINVAL, "\"%s\" is not a run id or UUID (prefix of 4 characters at least)", ref);
-        rc = sqlite3_prepare_v2(db->h, "SELECT id FROM runs WHERE substr(uuid, 1, length(?1)) = lower(?1) LIMIT 2",
-                                -1, &st, NULL);
-        if (rc == SQLITE_OK) sqlite3_bind_text(st, 1, ref, -1, SQLITE_TRANSIENT);
+        int n = resolve_by(db, "SELECT id FROM runs WHERE id = ?1", ref, 1, run_id, err);
+        if (n < 0) return SL_EDB;
+        if (n == 1) return SL_OK;
     }
-    if (rc != SQLITE_OK) return sl_db_fail(db, SL_EDB, "finding a run", err);
-    int n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n++ == 0) *run_id = sqlite3_column_int64(st, 0);
+    if (!uuidish) {
+        if (digits) return sl_err_set(err, SL_EINVAL, "%s: no run %s", db->path, ref);
+        return sl_err_set(err, SL_EINVAL, "\"%s\" is not a run id or UUID (prefix of 4 characters at least)", ref);
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return sl_db_fail(db, SL_EDB, "finding a run", err);
+    int n = resolve_by(db, "SELECT id FROM runs WHERE substr(uuid, 1, length(?1)) = lower(?1) LIMIT 2", ref, 0,
+                       run_id, err);
+    if (n < 0) return SL_EDB;
     if (n == 0) return sl_err_set(err, SL_EINVAL, "%s: no run %s", db->path, ref);
     if (n > 1) return sl_err_set(err, SL_EINVAL, "%s: run UUID prefix %s is ambiguous", db->path, ref);
     return SL_OK;

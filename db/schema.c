@@ -134,9 +134,7 @@ static int check_identity(sl_db *db, int64_t app_id, int64_t version, sl_err *er
 
 static int read_identity(sl_db *db, int64_t *app_id, int64_t *version, sl_err *err)
 {
-    int rc = sl_db_pragma_int(db, "application_id", app_id, err);
-    if (!rc) rc = sl_db_pragma_int(db, "user_version", version, err);
-    return rc;
+    return sl_db_identity(db, app_id, version, err);
 }
 
 int sl_db_check_version(sl_db *db, sl_err *err)

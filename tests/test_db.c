@@ -416,7 +416,16 @@ static void test_roundtrip(void **state)
     uuid[8] = '\0';
     assert_int_equal(sl_db_run_resolve(db, uuid, &got, &err), 0);
     assert_int_equal(got, run);
+    /* A UUID prefix made of digits only is found when no id matches. */
+    char *sql = sl_strfmt("UPDATE runs SET uuid = '12345678' || substr(uuid, 9) WHERE id = %lld", (long long)run2);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    free(sql);
+    assert_int_equal(sl_db_run_resolve(db, "12345678", &got, &err), 0);
+    assert_int_equal(got, run2);
+    assert_int_equal(sl_db_run_resolve(db, "2", &got, &err), 0);   /* an id wins */
+    assert_int_equal(got, run2);
     assert_int_equal(sl_db_run_resolve(db, "99", &got, &err), SL_EINVAL);
+    assert_true(contains(err.msg, "no run 99"));
     assert_int_equal(sl_db_run_resolve(db, "zz", &got, &err), SL_EINVAL);
     assert_int_equal(sl_db_run_end(db, 99, NULL, &err), SL_EINVAL);
 
@@ -528,6 +537,52 @@ static void test_concurrent_writers(void **state)
                               " OR (SELECT count(*) FROM metrics m WHERE m.run_id = r.id) != 5"), 0);
     sqlite3_close(h);
     free(path);
+}
+
+/* Many processes opening a store that does not exist yet: all create or
+** migrate it together (switching a new file to WAL is where SQLite reports
+** busy without waiting), 20 times over. */
+static void test_concurrent_create(void **state)
+{
+    (void)state;
+    for (int it = 0; it < 20; it++) {
+        char name[32];
+        snprintf(name, sizeof name, "create%d.db", it);
+        char *path = fresh(name);
+        int gate[2];
+        assert_int_equal(pipe(gate), 0);
+        pid_t pids[16];
+        for (int p = 0; p < 16; p++) {
+            pids[p] = fork();
+            assert_true(pids[p] >= 0);
+            if (pids[p] == 0) {
+                close(gate[1]);
+                char c;
+                while (read(gate[0], &c, 1) > 0) {}
+                sl_err err = { 0 };
+                sl_db *db = NULL;
+                sl_run_spec spec = { .command = "x" };
+                int64_t run;
+                if (sl_db_open(path, 0, &db, &err) || sl_db_run_begin(db, &spec, &run, &err) ||
+                    sl_db_run_end(db, run, NULL, &err)) {
+                    fprintf(stderr, "child: %s\n", err.msg);
+                    _exit(1);
+                }
+                sl_db_close(db);
+                _exit(0);
+            }
+        }
+        close(gate[0]);
+        close(gate[1]);
+        for (int p = 0; p < 16; p++) {
+            int st = 0;
+            assert_int_equal(waitpid(pids[p], &st, 0), pids[p]);
+            assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        }
+        assert_int_equal(path_int(path, "SELECT count(*) FROM runs WHERE status = 'ok'"), 16);
+        assert_int_equal(path_int(path, "PRAGMA user_version"), sl_db_schema_latest());
+        free(path);
+    }
 }
 
 static void test_killed_writer(void **state)
@@ -886,6 +941,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_sticky_error),
         cmocka_unit_test(test_concurrent_writers),
+        cmocka_unit_test(test_concurrent_create),
         cmocka_unit_test(test_killed_writer),
         cmocka_unit_test(test_cli_runs_show_diff),
         cmocka_unit_test(test_cli_sql),
