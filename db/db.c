@@ -7,7 +7,9 @@
 ** journal_mode=WAL (readers never block the writer; a writer killed midway
 ** leaves only uncommitted WAL frames that the next opener ignores) and
 ** synchronous=NORMAL (durable across process crashes; a power loss may drop
-** the last commits, never corrupt). Then the schema is migrated (schema.c).
+** the last commits, never corrupt). A file that is not a run store, or is
+** newer, is refused before WAL changes it. Then the schema is migrated
+** (schema.c).
 **
 ** Writes that take several statements (a run's model and run rows; a results
 ** transaction) run inside BEGIN IMMEDIATE: the write lock is taken up front,
@@ -83,10 +85,11 @@ int sl_db_begin_immediate(sl_db *db, sl_err *err)
     }
 }
 
-int sl_db_identity(sl_db *db, int64_t *app_id, int64_t *version, sl_err *err)
+int sl_db_identity(sl_db *db, int64_t *app_id, int64_t *version, int64_t *n_objects, sl_err *err)
 {
     const char *sql = "SELECT (SELECT application_id FROM pragma_application_id()), "
-                      "(SELECT user_version FROM pragma_user_version())";
+                      "(SELECT user_version FROM pragma_user_version()), "
+                      "(SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%')";
     for (int attempt = 0;; attempt++) {
         sqlite3_stmt *st = NULL;
         int rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL);
@@ -95,6 +98,7 @@ int sl_db_identity(sl_db *db, int64_t *app_id, int64_t *version, sl_err *err)
             if (rc == SQLITE_ROW) {
                 *app_id = sqlite3_column_int64(st, 0);
                 *version = sqlite3_column_int64(st, 1);
+                *n_objects = sqlite3_column_int64(st, 2);
             }
         }
         sqlite3_finalize(st);
@@ -218,6 +222,8 @@ static int open_impl(const char *path, int readonly, int target, sl_db **out, sl
     sqlite3_busy_timeout(db->h, SL_DB_BUSY_MS);
     if ((rc = set_pragma(db, "PRAGMA foreign_keys = ON", NULL, err))) goto fail;
     if (!readonly) {
+        /* Refuse someone else's database before switching it to WAL. */
+        if ((rc = sl_db_precheck(db, err))) goto fail;
         if ((rc = set_pragma(db, "PRAGMA journal_mode = WAL", "wal", err))) goto fail;
         if ((rc = set_pragma(db, "PRAGMA synchronous = NORMAL", NULL, err))) goto fail;
         if ((rc = sl_db_migrate(db, target, err))) goto fail;

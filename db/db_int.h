@@ -41,13 +41,18 @@ int sl_db_backoff(int attempt);
 ** than the busy timeout allows. */
 int sl_db_begin_immediate(sl_db *db, sl_err *err);
 
-/* Read application_id and user_version in one statement (one snapshot: a
-** migration commits both at once, so they must be read together). */
-int sl_db_identity(sl_db *db, int64_t *app_id, int64_t *version, sl_err *err);
+/* Read application_id, user_version and the number of schema objects (other
+** than SQLite's own) in one statement: one snapshot, since a migration
+** commits all three at once and they must be read together. */
+int sl_db_identity(sl_db *db, int64_t *app_id, int64_t *version, int64_t *n_objects, sl_err *err);
 
 /* Bring the schema to sl_db_schema_latest() (schema.c); stop at target when
 ** target > 0 (tests). Refuses newer databases and foreign files. */
 int sl_db_migrate(sl_db *db, int target, sl_err *err);
+
+/* Before anything is changed: refuse a file that is not a run store (another
+** application's database, tables without our application_id) or is newer. */
+int sl_db_precheck(sl_db *db, sl_err *err);
 
 /* Validate an open database's identity and version without changing it. */
 int sl_db_check_version(sl_db *db, sl_err *err);

@@ -132,15 +132,19 @@ static int check_identity(sl_db *db, int64_t app_id, int64_t version, sl_err *er
     return SL_OK;
 }
 
-static int read_identity(sl_db *db, int64_t *app_id, int64_t *version, sl_err *err)
+/* check_identity, plus: a file without any seqlab marks must be empty. */
+static int check_file(sl_db *db, int64_t app_id, int64_t version, int64_t n_objects, sl_err *err)
 {
-    return sl_db_identity(db, app_id, version, err);
+    int rc = check_identity(db, app_id, version, err);
+    if (!rc && version == 0 && app_id == 0 && n_objects > 0)
+        rc = sl_err_set(err, SL_EFORMAT, "%s: not a seqlab run store (it has tables but no seqlab schema)", db->path);
+    return rc;
 }
 
 int sl_db_check_version(sl_db *db, sl_err *err)
 {
-    int64_t app_id, version;
-    int rc = read_identity(db, &app_id, &version, err);
+    int64_t app_id, version, n;
+    int rc = sl_db_identity(db, &app_id, &version, &n, err);
     if (rc) return rc;
     if ((rc = check_identity(db, app_id, version, err))) return rc;
     if (version == 0) return sl_err_set(err, SL_EFORMAT, "%s: not a seqlab run store (no schema)", db->path);
@@ -148,26 +152,21 @@ int sl_db_check_version(sl_db *db, sl_err *err)
     return SL_OK;
 }
 
-/* Objects in the file other than SQLite's own. */
-static int count_objects(sl_db *db, int64_t *n, sl_err *err)
+int sl_db_precheck(sl_db *db, sl_err *err)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db->h, "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'", -1, &st,
-                           NULL) != SQLITE_OK)
-        return sl_db_fail(db, SL_EDB, "reading the schema", err);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? SL_OK : sl_db_fail(db, SL_EDB, "reading the schema", err);
+    int64_t app_id, version, n;
+    int rc = sl_db_identity(db, &app_id, &version, &n, err);
+    if (rc) return rc;
+    return check_file(db, app_id, version, n, err);
 }
 
 int sl_db_migrate(sl_db *db, int target, sl_err *err)
 {
     int latest = target > 0 ? target : sl_db_schema_latest();
-    int64_t app_id, version;
-    int rc = read_identity(db, &app_id, &version, err);
+    int64_t app_id, version, n;
+    int rc = sl_db_identity(db, &app_id, &version, &n, err);
     if (rc) return rc;
-    if ((rc = check_identity(db, app_id, version, err))) return rc;
+    if ((rc = check_file(db, app_id, version, n, err))) return rc;
     if (version >= latest) {
         db->version = (int)version;
         return SL_OK;
@@ -176,22 +175,13 @@ int sl_db_migrate(sl_db *db, int target, sl_err *err)
     /* Take the write lock, then look again: another process may have
     ** migrated while we waited. */
     if ((rc = sl_db_begin_immediate(db, err))) return rc;
-    if ((rc = read_identity(db, &app_id, &version, err))) goto fail;
-    if ((rc = check_identity(db, app_id, version, err))) goto fail;
-    if (version == 0) {
-        int64_t n = 0;
-        if ((rc = count_objects(db, &n, err))) goto fail;
-        if (n > 0 && app_id != SL_DB_APPLICATION_ID) {
-            rc = sl_err_set(err, SL_EFORMAT, "%s: not a seqlab run store (it has tables but no seqlab schema)",
-                            db->path);
-            goto fail;
-        }
-    }
+    if ((rc = sl_db_identity(db, &app_id, &version, &n, err))) goto fail;
+    if ((rc = check_file(db, app_id, version, n, err))) goto fail;
     for (size_t i = 0; i < N_MIGRATIONS; i++) {
         const sl_db_migration *m = &migrations[i];
         if (m->version <= version || m->version > latest) continue;
         if ((rc = sl_db_exec(db, m->sql, err))) {
-            sl_err_prefix(err, "%s: migrating to schema version %d (%s)", db->path, m->version, m->name);
+            sl_err_prefix(err, "migrating to schema version %d (%s)", m->version, m->name);
             goto fail;
         }
     }

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_db.h"
 #include "db.h"
 #include "util.h"
 
@@ -274,6 +275,14 @@ static void test_refuse_newer_and_foreign(void **state)
     assert_int_equal(sl_db_open(path, 0, &db, &err), SL_EFORMAT);
     assert_true(contains(err.msg, "not a seqlab run store"));
     assert_int_equal(path_int(path, "SELECT count(*) FROM notes"), 1);
+    {
+        sqlite3 *h = NULL;
+        assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+        char *jm = q_text(h, "PRAGMA journal_mode");
+        assert_string_equal(jm, "delete");   /* untouched */
+        free(jm);
+        sqlite3_close(h);
+    }
     free(path);
     path = fresh("other-app.db");
     raw_exec(path, "PRAGMA application_id = 42");
@@ -868,6 +877,47 @@ static void test_cli_sql(void **state)
     free(path);
 }
 
+/* The helpers a recording subcommand uses: start, then finish ok or failed. */
+static void test_cli_run_helpers(void **state)
+{
+    (void)state;
+    char *path = fresh("helpers.db");
+    char *argv[] = { "seqlab", "train", "--epochs", "3" };
+    sl_cli c = { .cmd = "train", .argc = 4, .argv = argv };
+    cli_run r;
+    int64_t seed = 11;
+    assert_int_equal(cli_run_start(&c, path, NULL, &seed, &r), 0);
+    assert_non_null(r.db);
+    assert_int_equal(sl_db_begin(r.db, NULL), 0);
+    assert_int_equal(sl_db_metric(r.db, r.id, "loss", 1, 0.5, NULL), 0);
+    assert_int_equal(sl_db_commit(r.db, NULL), 0);
+    assert_int_equal(cli_run_finish(&c, &r, 0, NULL), 0);
+    assert_null(r.db);
+    sl_err werr = { 0 };
+    sl_err_set(&werr, SL_ENUMERIC, "loss is NaN at step 3");
+    assert_int_equal(cli_run_start(&c, path, NULL, NULL, &r), 0);
+    assert_int_equal(cli_run_finish(&c, &r, werr.code, &werr), 1);
+
+    sl_db *db = NULL;
+    sl_run_record *rec = NULL;
+    assert_int_equal(sl_db_open(path, 1, &db, NULL), 0);
+    assert_int_equal(sl_db_run_get(db, 1, &rec, NULL), 0);
+    assert_string_equal(rec->command, "train");
+    assert_int_equal(rec->argc, 4);
+    assert_string_equal(rec->argv[2], "--epochs");
+    assert_string_equal(rec->status, "ok");
+    assert_true(rec->has_seed && rec->seed == 11);
+    assert_int_equal(rec->n_metrics, 1);
+    sl_run_record_free(rec);
+    assert_int_equal(sl_db_run_get(db, 2, &rec, NULL), 0);
+    assert_string_equal(rec->status, "failed");
+    assert_string_equal(rec->error, "loss is NaN at step 3");
+    assert_false(rec->has_seed);
+    sl_run_record_free(rec);
+    sl_db_close(db);
+    free(path);
+}
+
 /* The ```sql blocks of the README's "## Run store" section. */
 static int readme_queries(char ***out)
 {
@@ -945,6 +995,7 @@ int main(void)
         cmocka_unit_test(test_killed_writer),
         cmocka_unit_test(test_cli_runs_show_diff),
         cmocka_unit_test(test_cli_sql),
+        cmocka_unit_test(test_cli_run_helpers),
         cmocka_unit_test(test_readme_queries),
     };
     return cmocka_run_group_tests_name("db", tests, NULL, NULL);
