@@ -49,7 +49,7 @@ GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 VERSION    := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation
-DEFS    := -D_GNU_SOURCE -DSL_VERSION='"$(VERSION)"' -DSL_GIT_COMMIT='"$(GIT_COMMIT)"'
+DEFS    := -D_GNU_SOURCE -include base/version.h
 INC     := -I. -Ibase -Ikernels -Imodels -Ianalysis -Iplot -Idb -Icli
 OPT     ?= -O2 -march=x86-64-v2
 CFLAGS_ALL = -std=c11 $(OPT) $(WARN) $(DEFS) $(INC) -fopenmp $(PKG_CFLAGS) $(EXTRA_CFLAGS)
@@ -70,7 +70,8 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_SUPPORT := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 NB_SRC   := $(wildcard notebooks-c/*.c)
 
-LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(CUDA_OBJ)
+VERSION_SRC := $(BUILD)/gen/version.c
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/version.o $(CUDA_OBJ)
 CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 CLI_LIB_OBJ := $(filter-out $(BUILD)/obj/cli/main.o,$(CLI_OBJ))
 SUP_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SUPPORT))
@@ -152,6 +153,18 @@ $(BIN): $(BUILD)/obj/cli/main.o $(CLILIB) $(LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LINK  $@")
 	$(Q)$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+# The version file is rewritten only when the version or commit changes.
+.PHONY: FORCE
+$(VERSION_SRC): FORCE
+	@mkdir -p $(@D)
+	@printf 'const char sl_version[] = "%s";\nconst char sl_git_commit[] = "%s%s";\n' "$(VERSION)" "$(GIT_COMMIT)" \
+	  "$$(git diff --quiet HEAD 2>/dev/null || echo -dirty)" > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+$(BUILD)/obj/gen/version.o: $(VERSION_SRC)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
