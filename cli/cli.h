@@ -49,8 +49,8 @@ int cli_parse_int(const sl_cli *c, const char *opt, const char *s, long long lo,
 int cli_parse_double(const sl_cli *c, const char *opt, const char *s, double *out);
 
 /* Output formats (--format). */
-typedef enum { SL_FMT_TABLE = 0, SL_FMT_CSV, SL_FMT_JSON } sl_format;
-int cli_parse_format(const sl_cli *c, const char *s, sl_format *out);
+typedef enum { SL_FMT_TABLE = 0, SL_FMT_CSV, SL_FMT_JSON } sl_outfmt;
+int cli_parse_format(const sl_cli *c, const char *s, sl_outfmt *out);
 
 /* Apply --threads N (OpenMP and OpenBLAS). */
 void cli_set_threads(int n);

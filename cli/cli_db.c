@@ -46,7 +46,7 @@ static json_t *json_cell(const char *s, int numeric)
     return json_string(s);
 }
 
-void cli_print_rows(const sl_db_rows *r, sl_format fmt, FILE *out)
+void cli_print_rows(const sl_db_rows *r, sl_outfmt fmt, FILE *out)
 {
     if (fmt == SL_FMT_JSON) {
         /* Written here rather than by sl_table, which has no NULL cells. */

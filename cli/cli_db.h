@@ -31,7 +31,7 @@ int cli_db_open_existing(const sl_cli *c, const char *opt_db, int strict_readonl
 /* Print rows as a table, CSV or JSON (an array of objects). SQL NULL is an
 ** empty cell, and null in JSON; numbers in numeric columns are JSON numbers
 ** ("inf", "-inf", "nan" stay strings). */
-void cli_print_rows(const sl_db_rows *r, sl_format fmt, FILE *out);
+void cli_print_rows(const sl_db_rows *r, sl_outfmt fmt, FILE *out);
 
 /* A run being recorded. */
 typedef struct cli_run {

@@ -81,7 +81,7 @@ static int info_run(sl_cli *c, int argc, char **argv)
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
-    sl_format fmt = SL_FMT_TABLE;
+    sl_outfmt fmt = SL_FMT_TABLE;
     int ch;
     optind = 0;
     while ((ch = cli_getopt(c, argc, argv, "f:h", opts)) != -1) {

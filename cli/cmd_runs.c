@@ -47,7 +47,7 @@ static int diff_run(sl_cli *c, int argc, char **argv)
         { 0, 0, 0, 0 },
     };
     const char *opt_db = NULL;
-    sl_format fmt = SL_FMT_TABLE;
+    sl_outfmt fmt = SL_FMT_TABLE;
     int all = 0, ch;
     optind = 0;
     while ((ch = cli_getopt(c, argc, argv, "d:f:ah", opts)) != -1) {
@@ -100,7 +100,7 @@ static int runs_run(sl_cli *c, int argc, char **argv)
         { 0, 0, 0, 0 },
     };
     const char *opt_db = NULL;
-    sl_format fmt = SL_FMT_TABLE;
+    sl_outfmt fmt = SL_FMT_TABLE;
     sl_runs_filter f = { .limit = 50 };
     long long v;
     int ch;

@@ -264,7 +264,7 @@ static int show_run(sl_cli *c, int argc, char **argv)
         { 0, 0, 0, 0 },
     };
     const char *opt_db = NULL;
-    sl_format fmt = SL_FMT_TABLE;
+    sl_outfmt fmt = SL_FMT_TABLE;
     int all = 0, ch;
     optind = 0;
     while ((ch = cli_getopt(c, argc, argv, "d:f:ah", opts)) != -1) {

@@ -23,7 +23,7 @@ static int sql_run(sl_cli *c, int argc, char **argv)
         { 0, 0, 0, 0 },
     };
     const char *opt_db = NULL;
-    sl_format fmt = SL_FMT_TABLE;
+    sl_outfmt fmt = SL_FMT_TABLE;
     int ch;
     optind = 0;
     while ((ch = cli_getopt(c, argc, argv, "d:f:h", opts)) != -1) {

@@ -75,7 +75,7 @@ int cli_parse_double(const sl_cli *c, const char *opt, const char *s, double *ou
     return 0;
 }
 
-int cli_parse_format(const sl_cli *c, const char *s, sl_format *out)
+int cli_parse_format(const sl_cli *c, const char *s, sl_outfmt *out)
 {
     if (strcmp(s, "table") == 0) *out = SL_FMT_TABLE;
     else if (strcmp(s, "csv") == 0) *out = SL_FMT_CSV;

@@ -103,7 +103,7 @@ static size_t width(const char *s)
     return w;
 }
 
-void sl_table_print(const sl_table *t, sl_format fmt, FILE *out)
+void sl_table_print(const sl_table *t, sl_outfmt fmt, FILE *out)
 {
     if (fmt == SL_FMT_CSV) {
         for (int c = 0; c < t->ncol; c++) { if (c) fputc(',', out); csv_field(out, t->names[c]); }

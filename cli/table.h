@@ -23,6 +23,6 @@ int  sl_table_row(sl_table *t);
 void sl_table_set(sl_table *t, int col, const char *s);
 void sl_table_setf(sl_table *t, int col, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 size_t sl_table_nrows(const sl_table *t);
-void sl_table_print(const sl_table *t, sl_format fmt, FILE *out);
+void sl_table_print(const sl_table *t, sl_outfmt fmt, FILE *out);
 
 #endif
