@@ -124,6 +124,32 @@ int sl_axes_data_to_device(sl_axes *ax, double x, double y, double dpi, double *
     return SL_OK;
 }
 
+static const pl_mark *cbar_mark(const sl_axes *ax);
+
+int sl_axes_get_limits(sl_axes *ax, sl_axis_id which, double *lo, double *hi)
+{
+    if (!ax || !ax->fig || !lo || !hi) return SL_EINVAL;
+    int rc = pl_layout(ax->fig);
+    if (rc) return rc;
+    if (which == SL_AXIS_X) { *lo = ax->x.lo; *hi = ax->x.hi; }
+    else if (which == SL_AXIS_Y) { *lo = ax->y.lo; *hi = ax->y.hi; }
+    else if (which == SL_AXIS_COLORBAR && cbar_mark(ax)) { *lo = cbar_mark(ax)->vmin; *hi = cbar_mark(ax)->vmax; }
+    else return SL_EINVAL;
+    return SL_OK;
+}
+
+int sl_axes_get_ticks(sl_axes *ax, sl_axis_id which, sl_ticks *out)
+{
+    if (!ax || !ax->fig || !out) return SL_EINVAL;
+    int rc = pl_layout(ax->fig);
+    if (rc) return rc;
+    if (which == SL_AXIS_X) *out = ax->x.ticks;
+    else if (which == SL_AXIS_Y) *out = ax->y.ticks;
+    else if (which == SL_AXIS_COLORBAR && cbar_mark(ax)) *out = ax->cbar_ticks;
+    else return SL_EINVAL;
+    return SL_OK;
+}
+
 /* ================================================================ limits */
 static void axis_reset(sl_axes *ax, int which)
 {
@@ -272,18 +298,68 @@ static int choose_ticks(const pl_axis *a, double length, int is_x, cairo_t *mcr,
         for (;; maxl--) {
             int rc = sl_ticks_log(fmin(lo, hi), fmax(lo, hi), maxl, out);
             if (rc) return rc;
-            if (maxl <= 2 || ticks_fit(out, lo, hi, 1, length, is_x, mcr)) return SL_OK;
+            if (ticks_fit(out, lo, hi, 1, length, is_x, mcr)) return SL_OK;
+            if (maxl <= 2) {
+                /* even two labels collide on this short axis: keep one */
+                int mid = out->n / 2;
+                if (out->n > 1) {
+                    out->v[0] = out->v[mid];
+                    memcpy(out->label[0], out->label[mid], SL_TICK_LABEL_MAX);
+                    out->n = 1;
+                }
+                return SL_OK;
+            }
         }
     }
-    double m = length / (is_x ? 50.0 : 30.0);
-    if (m > 10) m = 10;
-    if (m < 2) m = 2;
-    for (;; m -= 1) {
-        if (m < 2) m = 2;
+    double m0 = length / (is_x ? 50.0 : 30.0);
+    if (m0 > 10) m0 = 10;
+    if (m0 < 2) m0 = 2;
+    /* fewer ticks until the labels fit; on a short axis the labelling may
+    ** then hold a single tick inside the limits, so try more, denser ones */
+    for (double m = m0; m >= 2; m -= 1) {
         int rc = linear_ticks(fmin(lo, hi), fmax(lo, hi), m, a->index_n, out);
         if (rc) return rc;
-        if (m <= 2 || ticks_fit(out, lo, hi, 0, length, is_x, mcr)) return SL_OK;
+        if (out->n >= 2 && ticks_fit(out, lo, hi, 0, length, is_x, mcr)) return SL_OK;
     }
+    for (double m = floor(m0) + 1; m <= 12; m += 1) {
+        int rc = linear_ticks(fmin(lo, hi), fmax(lo, hi), m, a->index_n, out);
+        if (rc) return rc;
+        if (out->n >= 2 && ticks_fit(out, lo, hi, 0, length, is_x, mcr)) return SL_OK;
+    }
+    /* Extended Wilkinson favours covering the data, so on a short axis its
+    ** sparse labellings lie partly outside; walk the nice steps upwards and
+    ** take the first whose multiples inside the limits fit. */
+    double a0 = fmin(lo, hi), a1 = fmax(lo, hi);
+    static const double nice[] = {1, 2, 2.5, 5};
+    for (int z = (int)floor(log10((a1 - a0) / 10)); z <= (int)ceil(log10(a1 - a0)); z++)
+        for (int k = 0; k < 4; k++) {
+            double step = nice[k] * pow(10.0, z);
+            if (a->index_n > 0 && (step < 1 || step != floor(step))) continue;
+            double first = ceil(a0 / step - 1e-9);
+            double v[SL_TICKS_MAX];
+            int n = 0;
+            for (double i = first; i * step <= a1 * (1 + 1e-12) + 1e-12 * (a1 - a0) && n < SL_TICKS_MAX; i += 1)
+                v[n++] = i * step;
+            if (n < 2) continue;
+            memset(out, 0, sizeof *out);
+            keep_inside(out, v, n, a0, a1);
+            int rc = sl_ticks_format(out);
+            if (rc) return rc;
+            if (out->n >= 2 && ticks_fit(out, lo, hi, 0, length, is_x, mcr)) return SL_OK;
+        }
+    /* no two labels fit (long labels on a very short axis): one tick, at
+    ** the roundest number inside the limits */
+    memset(out, 0, sizeof *out);
+    for (int z = (int)ceil(log10(a1 - a0)) + 1; z >= (int)floor(log10(a1 - a0)) - 2 && out->n == 0; z--)
+        for (int k = 0; k < 4 && out->n == 0; k++) {
+            double step = nice[3 - k] * pow(10.0, z);
+            double v = ceil(a0 / step - 1e-9) * step;
+            if (v <= a1 + 1e-12 * (a1 - a0)) {
+                out->n = 1;
+                out->v[0] = v;
+            }
+        }
+    return sl_ticks_format(out);
 }
 
 static const pl_mark *cbar_mark(const sl_axes *ax)

@@ -191,6 +191,17 @@ int        sl_figure_write(sl_figure *fig, sl_format fmt, double dpi, sl_write_f
 ** [i, i+1) x [j, j+1)). Lays the figure out if needed. */
 int        sl_axes_data_to_device(sl_axes *ax, double x, double y, double dpi, double *px, double *py);
 
+/* After layout (done here if needed): the limits and ticks an axes ended up
+** with, for tests and for callers that place things by hand. The colourbar's
+** limits are its colour range; SL_EINVAL when the axes has no colourbar. */
+typedef enum sl_axis_id {
+    SL_AXIS_X = 0,
+    SL_AXIS_Y,
+    SL_AXIS_COLORBAR
+} sl_axis_id;
+int        sl_axes_get_limits(sl_axes *ax, sl_axis_id which, double *lo, double *hi);
+int        sl_axes_get_ticks(sl_axes *ax, sl_axis_id which, sl_ticks *out);
+
 /* ================================================================ axes */
 int sl_axes_title(sl_axes *ax, const char *title);
 int sl_axes_xlabel(sl_axes *ax, const char *label);    /* with units: "time (s)" */

@@ -1,7 +1,6 @@
 /*
 ** Shared test support: see sl_test.h.
 */
-#define _GNU_SOURCE
 #include "sl_test.h"
 
 #include <stdlib.h>
