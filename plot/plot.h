@@ -231,9 +231,10 @@ int sl_axes_scatter_c(sl_axes *ax, size_t n, const double *x, const double *y, c
 /* Histogram of n values in nbins bins (<= 0: automatic, numpy's "auto"
 ** rule). On a log x axis the bins are equal in log space. */
 int sl_axes_hist(sl_axes *ax, size_t n, const double *values, int nbins, const sl_style *st);
-/* rows x cols matrix (row-major) as coloured cells centred on integer
-** coordinates, row 0 at the top (the y axis is inverted), with a colourbar.
-** vmin >= vmax or NaN: the data range. NaN cells are left blank. */
+/* rows x cols matrix (row-major) as coloured cells: cell (i, j) is centred
+** on data point (x = j, y = i), row 0 at the top (the y axis is inverted);
+** ticks fall on whole cells; a colourbar comes with it. vmin >= vmax or NaN:
+** the data range. NaN cells are left blank. Heatmap axes should stay linear. */
 int sl_axes_heatmap(sl_axes *ax, int rows, int cols, const double *values, sl_cmap cmap, double vmin,
                     double vmax);
 /* Label the colourbar of the axes' last colour-mapped mark (heatmap or

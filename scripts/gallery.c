@@ -247,7 +247,7 @@ static void fig_reflines(void)
     sl_axes_hline(ax, 0, &(sl_style){.dash = SL_DASH_DOTTED, .label = "real axis"});
     sl_axes_scatter(ax, N, re, im, &(sl_style){.marker = SL_MARKER_CROSS, .markersize = 6, .label = "eigenvalues"});
     sl_axes_xlim(ax, -2.5, 0.5);
-    sl_axes_text(ax, -0.1, -6.3, "\xe2\x86\x90 stable", SL_ANCHOR_E, &(sl_style){.fontsize = 9});
+    sl_axes_text(ax, -0.08, 0.25, "\xe2\x86\x90 stable", SL_ANCHOR_SE, &(sl_style){.fontsize = 9});
     sl_axes_title(ax, "Continuous-time spectrum (S4D)");
     sl_axes_xlabel(ax, "Re \xce\xbb (1/s)");
     sl_axes_ylabel(ax, "Im \xce\xbb (rad/s)");

@@ -789,6 +789,36 @@ static void test_limits(void **state)
     sl_figure_free(fig);
 }
 
+/* On a log x axis the bins are equal in log10: 1, 10, 100, 1000 in three
+** bins give counts 1, 1, 2 (linear bins would give 3, 0, 1). */
+static void test_log_hist(void **state)
+{
+    (void)state;
+    sl_figure *fig = sl_figure_new(300, 200, 1, 1);
+    sl_axes *ax = sl_figure_axes(fig, 0, 0);
+    double v[4] = {1, 10, 100, 1000};
+    sl_rgba c = sl_tab10(0);
+    sl_axes_hist(ax, 4, v, 3, NULL);
+    sl_axes_xlog(ax, 1);    /* after the hist: bins are made at layout */
+    const double dpi = 100;
+    cairo_surface_t *s = render_png(fig, dpi);
+    double probes[][3] = {{3, 0.5, 1}, {3, 1.5, 0}, {30, 0.5, 1}, {30, 1.5, 0}, {300, 1.5, 1}, {300, 2.05, 0}};
+    for (int i = 0; i < 6; i++) {
+        double px, py;
+        sl_axes_data_to_device(ax, probes[i][0], probes[i][1], dpi, &px, &py);
+        rgb p = pixel(s, px, py);
+        int bar = near_rgb(p, c, 3);
+        if (bar != (int)probes[i][2]) fprintf(stderr, "hist at (%g, %g): %d %d %d\n", probes[i][0], probes[i][1], p.r, p.g, p.b);
+        assert_int_equal(bar, (int)probes[i][2]);
+    }
+    double lo, hi;
+    sl_axes_get_limits(ax, SL_AXIS_X, &lo, &hi);
+    assert_close(log10(lo), -0.15, 1e-9, 1e-9);  /* edges 1 and 1000 plus 5% of 3 decades */
+    assert_close(log10(hi), 3.15, 1e-9, 1e-9);
+    cairo_surface_destroy(s);
+    sl_figure_free(fig);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -811,6 +841,7 @@ int main(void)
         cmocka_unit_test(test_labels_do_not_overlap),
         cmocka_unit_test(test_legend_only_with_several),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_log_hist),
     };
     return cmocka_run_group_tests_name("plot", tests, NULL, NULL);
 }
