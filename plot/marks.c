@@ -545,49 +545,69 @@ static void polyline_path(cairo_t *cr, const double *px, const double *py, size_
     }
 }
 
-/* Sutherland-Hodgman against one edge; returns the new vertex count. */
-static size_t clip_poly_edge(const double *ix, const double *iy, size_t n, double *ox, double *oy, int edge, double v)
+/* A growable polygon, for clipping (which may add vertices). */
+typedef struct poly {
+    double *x, *y;
+    size_t  n, cap;
+} poly;
+
+static int poly_push(poly *p, double x, double y)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t j = (i + n - 1) % n;
-        double ax = ix[j], ay = iy[j], bx = ix[i], by = iy[i];
-        double da = edge == 0 ? ax - v : edge == 1 ? v - ax : edge == 2 ? ay - v : v - ay;
-        double db = edge == 0 ? bx - v : edge == 1 ? v - bx : edge == 2 ? by - v : v - by;
-        if (db >= 0) {
-            if (da < 0) {
-                double t = da / (da - db);
-                ox[k] = ax + t * (bx - ax);
-                oy[k++] = ay + t * (by - ay);
-            }
-            ox[k] = bx;
-            oy[k++] = by;
-        } else if (da >= 0) {
-            double t = da / (da - db);
-            ox[k] = ax + t * (bx - ax);
-            oy[k++] = ay + t * (by - ay);
-        }
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 64;
+        double *nx = realloc(p->x, cap * sizeof *nx);
+        if (!nx) return -1;
+        p->x = nx;
+        double *ny = realloc(p->y, cap * sizeof *ny);
+        if (!ny) return -1;
+        p->y = ny;
+        p->cap = cap;
     }
-    return k;
+    p->x[p->n] = x;
+    p->y[p->n++] = y;
+    return 0;
 }
 
-/* Fill-path the closed polygon (x, y), n vertices, clipped to r. Uses
-** scratch space for 4 * (n + 4) doubles in tmp. */
-static void polygon_path(cairo_t *cr, const double *x, const double *y, size_t n, clip_rect r, double *tmp)
+/* Sutherland-Hodgman against one edge of the clip rectangle: keep x >= v
+** (edge 0), x <= v (1), y >= v (2) or y <= v (3). */
+static int clip_poly_edge(const poly *in, poly *out, int edge, double v)
 {
-    size_t cap = n + 4;
-    double *ax = tmp, *ay = tmp + cap, *bx = tmp + 2 * cap, *by = tmp + 3 * cap;
-    memcpy(ax, x, n * sizeof *x);
-    memcpy(ay, y, n * sizeof *y);
-    size_t k = n;
-    k = clip_poly_edge(ax, ay, k, bx, by, 0, r.x0);
-    k = clip_poly_edge(bx, by, k, ax, ay, 1, r.x1);
-    k = clip_poly_edge(ax, ay, k, bx, by, 2, r.y0);
-    k = clip_poly_edge(bx, by, k, ax, ay, 3, r.y1);
-    if (k < 3) return;
-    cairo_move_to(cr, ax[0], ay[0]);
-    for (size_t i = 1; i < k; i++) cairo_line_to(cr, ax[i], ay[i]);
-    cairo_close_path(cr);
+    out->n = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        size_t j = (i + in->n - 1) % in->n;
+        double ax = in->x[j], ay = in->y[j], bx = in->x[i], by = in->y[i];
+        double da = edge == 0 ? ax - v : edge == 1 ? v - ax : edge == 2 ? ay - v : v - ay;
+        double db = edge == 0 ? bx - v : edge == 1 ? v - bx : edge == 2 ? by - v : v - by;
+        if ((da < 0) != (db < 0)) {
+            double t = da / (da - db);
+            if (poly_push(out, ax + t * (bx - ax), ay + t * (by - ay))) return -1;
+        }
+        if (db >= 0 && poly_push(out, bx, by)) return -1;
+    }
+    return 0;
+}
+
+/* Add the closed polygon (x, y), n vertices, clipped to r, to the path.
+** SL_ENOMEM when scratch space runs out. */
+static int polygon_path(cairo_t *cr, const double *x, const double *y, size_t n, clip_rect r)
+{
+    poly a = {0}, b = {0};
+    int rc = SL_OK;
+    for (size_t i = 0; i < n && !rc; i++)
+        if (poly_push(&a, x[i], y[i])) rc = SL_ENOMEM;
+    if (!rc && (clip_poly_edge(&a, &b, 0, r.x0) || clip_poly_edge(&b, &a, 1, r.x1) ||
+                clip_poly_edge(&a, &b, 2, r.y0) || clip_poly_edge(&b, &a, 3, r.y1)))
+        rc = SL_ENOMEM;
+    if (!rc && a.n >= 3) {
+        cairo_move_to(cr, a.x[0], a.y[0]);
+        for (size_t i = 1; i < a.n; i++) cairo_line_to(cr, a.x[i], a.y[i]);
+        cairo_close_path(cr);
+    }
+    free(a.x);
+    free(a.y);
+    free(b.x);
+    free(b.y);
+    return rc;
 }
 
 static void marker_path(cairo_t *cr, sl_marker mk, double x, double y, double d)
@@ -711,12 +731,12 @@ static void draw_hist(sl_axes *ax, const pl_mark *m, cairo_t *cr)
     if (m->nb == 0) return;
     /* one outline for all bars, so adjacent bars show no seams */
     size_t nv = 2 * (size_t)m->nb + 2;
-    double *buf = dup_array(NULL, 2 * nv + 4 * (nv + 4));
+    double *buf = dup_array(NULL, 2 * nv);
     if (!buf) {
         pl_fail(ax->fig, SL_ENOMEM, "plot: out of memory");
         return;
     }
-    double *vx = buf, *vy = buf + nv, *tmp = buf + 2 * nv;
+    double *vx = buf, *vy = buf + nv;
     double base = ax->y.log ? fmin(ax->y.lo, ax->y.hi) : 0;
     double yb = pl_py(ax, base);
     size_t k = 0;
@@ -733,7 +753,7 @@ static void draw_hist(sl_axes *ax, const pl_mark *m, cairo_t *cr)
     vx[k] = pl_px(ax, m->edges[m->nb]);
     vy[k++] = yb;
     cairo_new_path(cr);
-    polygon_path(cr, vx, vy, k, slop_rect(ax), tmp);
+    if (polygon_path(cr, vx, vy, k, slop_rect(ax))) pl_fail(ax->fig, SL_ENOMEM, "plot: out of memory");
     pl_set_rgba(cr, m->st.color, m->st.alpha);
     cairo_fill(cr);
     free(buf);
@@ -741,12 +761,12 @@ static void draw_hist(sl_axes *ax, const pl_mark *m, cairo_t *cr)
 
 static void draw_band(sl_axes *ax, const pl_mark *m, cairo_t *cr)
 {
-    double *buf = dup_array(NULL, 2 * (2 * m->n) + 4 * (2 * m->n + 4));
+    double *buf = dup_array(NULL, 2 * (2 * m->n));
     if (!buf) {
         pl_fail(ax->fig, SL_ENOMEM, "plot: out of memory");
         return;
     }
-    double *vx = buf, *vy = buf + 2 * m->n, *tmp = buf + 4 * m->n;
+    double *vx = buf, *vy = buf + 2 * m->n;
     cairo_new_path(cr);
     /* one polygon per run of drawable points */
     size_t i = 0;
@@ -762,7 +782,10 @@ static void draw_band(sl_axes *ax, const pl_mark *m, cairo_t *cr)
             vx[2 * len - 1 - j] = vx[j];
             vy[2 * len - 1 - j] = pl_py(ax, m->y[a + j]);
         }
-        polygon_path(cr, vx, vy, 2 * len, slop_rect(ax), tmp);
+        if (polygon_path(cr, vx, vy, 2 * len, slop_rect(ax))) {
+            pl_fail(ax->fig, SL_ENOMEM, "plot: out of memory");
+            break;
+        }
     }
     pl_set_rgba(cr, m->st.color, m->st.alpha);
     cairo_set_fill_rule(cr, CAIRO_FILL_RULE_WINDING);

@@ -819,6 +819,34 @@ static void test_log_hist(void **state)
     sl_figure_free(fig);
 }
 
+/* Geometry far outside fixed limits, crossing them back and forth: clipped
+** before Cairo sees it (clipping adds vertices; ASan checks the buffers). */
+static void test_clipping(void **state)
+{
+    (void)state;
+    enum { N = 501 };
+    double x[N], lo[N], hi[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = i;
+        hi[i] = (i % 2 ? 1e12 : -3) + 2;
+        lo[i] = (i % 3 ? -1e12 : 0.5) - 2;
+    }
+    sl_figure *fig = sl_figure_new(300, 200, 1, 1);
+    sl_axes *ax = sl_figure_axes(fig, 0, 0);
+    sl_rgba c = {0, 0.5, 0, 1};
+    sl_axes_band(ax, N, x, lo, hi, &(sl_style){.color = c, .alpha = 1});
+    sl_axes_line(ax, N, x, hi, NULL);
+    sl_axes_hist(ax, N, hi, 7, NULL);
+    sl_axes_xlim(ax, 100, 200);
+    sl_axes_ylim(ax, -1, 1);
+    cairo_surface_t *s = render_png(fig, 100);
+    double px, py;
+    sl_axes_data_to_device(ax, 150.5, -0.5, 100, &px, &py);    /* covered by the band, below the bars */
+    assert_true(near_rgb(pixel(s, px, py), c, 60));
+    cairo_surface_destroy(s);
+    sl_figure_free(fig);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -842,6 +870,7 @@ int main(void)
         cmocka_unit_test(test_legend_only_with_several),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_log_hist),
+        cmocka_unit_test(test_clipping),
     };
     return cmocka_run_group_tests_name("plot", tests, NULL, NULL);
 }
