@@ -367,10 +367,42 @@ static const pl_mark *cbar_mark(const sl_axes *ax)
     return ax->cbar_mark >= 0 && (size_t)ax->cbar_mark < ax->nmarks ? &ax->marks[ax->cbar_mark] : NULL;
 }
 
+/* Ticks at the multiples of step inside a's limits; 0 when fewer than two. */
+static int multiples(const pl_axis *a, double step, sl_ticks *t)
+{
+    double lo = fmin(a->lo, a->hi), hi = fmax(a->lo, a->hi);
+    double v[SL_TICKS_MAX];
+    int n = 0;
+    for (double i = ceil(lo / step - 1e-9); i * step <= hi + 1e-9 * step && n < SL_TICKS_MAX; i += 1)
+        v[n++] = i * step;
+    if (n < 2) return 0;
+    memset(t, 0, sizeof *t);
+    keep_inside(t, v, n, lo, hi);
+    return t->n >= 2 && sl_ticks_format(t) == SL_OK;
+}
+
+/* On equal-aspect axes one step serves both (the larger), so the grid of
+** ticks is square, as the data are. */
+static void same_step(sl_axes *ax, cairo_t *mcr)
+{
+    sl_ticks *tx = &ax->x.ticks, *ty = &ax->y.ticks;
+    if (!ax->equal || ax->x.log || ax->y.log || ax->x.index_n || ax->y.index_n || tx->n < 2 || ty->n < 2) return;
+    double sx = tx->v[1] - tx->v[0], sy = ty->v[1] - ty->v[0];
+    if (fabs(sx - sy) <= 1e-9 * fmax(sx, sy)) return;
+    double step = fmax(sx, sy);
+    sl_ticks nx, ny;
+    if (!multiples(&ax->x, step, &nx) || !multiples(&ax->y, step, &ny)) return;
+    if (!ticks_fit(&nx, ax->x.lo, ax->x.hi, 0, ax->bw, 1, mcr) || !ticks_fit(&ny, ax->y.lo, ax->y.hi, 0, ax->bh, 0, mcr))
+        return;
+    *tx = nx;
+    *ty = ny;
+}
+
 int pl_axes_ticks(sl_axes *ax, cairo_t *mcr)
 {
     int rc = choose_ticks(&ax->x, ax->bw, 1, mcr, &ax->x.ticks);
     if (!rc) rc = choose_ticks(&ax->y, ax->bh, 0, mcr, &ax->y.ticks);
+    if (!rc) same_step(ax, mcr);
     const pl_mark *cm = cbar_mark(ax);
     if (!rc && cm) {
         pl_axis a = {.lo = cm->vmin, .hi = cm->vmax, .fix_lo = NAN, .fix_hi = NAN};
