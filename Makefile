@@ -197,8 +197,11 @@ _test: $(LIB) $(BIN) $(TEST_BIN)
 
 _notebooks: $(NB_BIN)
 
+# The gallery is a C program against the library (scripts/gallery.c).
 _gallery: $(LIB) $(BIN)
-	$(Q)./scripts/gallery.sh $(BIN) $(BUILD)/gallery
+	@mkdir -p $(BUILD)/gallery
+	$(Q)$(CC) $(CFLAGS_ALL) -o $(BUILD)/gallery/render scripts/gallery.c $(LIB) $(LDLIBS_ALL)
+	$(Q)$(BUILD)/gallery/render $(BUILD)/gallery
 
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
