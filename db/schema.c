@@ -107,6 +107,16 @@ static const sl_db_migration migrations[] = {
       "  SELECT run_id, layer, point, idx, re, im FROM series WHERE name = 'eigenvalues';\n"
       "CREATE VIEW singular_values AS\n"
       "  SELECT run_id, layer, point, idx, re AS value FROM series WHERE name = 'singular_values';\n" },
+    { 3, "series multiplicity and block; eigenvalue views with them",
+      "ALTER TABLE series ADD COLUMN mult INTEGER NOT NULL DEFAULT 1;\n"
+      "ALTER TABLE series ADD COLUMN block INTEGER;\n"
+      "DROP VIEW eigenvalues;\n"
+      "CREATE VIEW eigenvalues AS\n"
+      "  SELECT run_id, layer, point, idx, re, im, mult AS multiplicity, block, re * re + im * im AS modulus2\n"
+      "  FROM series WHERE name = 'eigenvalues';\n"
+      "CREATE VIEW eigenvalues_ct AS\n"
+      "  SELECT run_id, layer, point, idx, re, im, mult AS multiplicity, block\n"
+      "  FROM series WHERE name = 'eigenvalues_ct';\n" },
 };
 
 

@@ -10,6 +10,7 @@
 #include "model.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +347,18 @@ int sl_model_forward(const sl_model *m, int64_t B, int64_t T, const float *x, fl
     free(bufs[0]);
     free(bufs[1]);
     return rc;
+}
+
+int sl_model_check_finite(const sl_model *m, sl_err *err)
+{
+    for (size_t i = 0; i < m->tensors->n; i++) {
+        const sl_tensor *t = &m->tensors->t[i];
+        for (int64_t k = 0; k < t->numel; k++)
+            if (!isfinite(t->data[k]))
+                return sl_err_set(err, SL_EFORMAT, "%s: tensor %s has a non-finite value (%g) at flat index %lld",
+                                  m->path, t->name, (double)t->data[k], (long long)k);
+    }
+    return SL_OK;
 }
 
 /* ------------------------------------------------------------ config */

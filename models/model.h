@@ -77,6 +77,11 @@ void sl_model_set_role(sl_model *m, const char *name, int role);
 int  sl_model_forward(const sl_model *m, int64_t B, int64_t T, const float *x, float *y, float **carries, int algo,
                       sl_err *err);
 
+/* SL_EFORMAT naming the first tensor with a NaN or infinite value (analyses
+** call this before they start; info and init do not, so a broken file can
+** still be inspected). */
+int  sl_model_check_finite(const sl_model *m, sl_err *err);
+
 /* Config accessors with defaults; errors name the key and what was expected. */
 int sl_config_int(const json_t *cfg, const char *key, int64_t dflt, int64_t *out, sl_err *err);
 int sl_config_bool(const json_t *cfg, const char *key, int dflt, int *out, sl_err *err);
