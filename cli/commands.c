@@ -7,7 +7,7 @@
 #include "cli.h"
 
 extern const sl_command sl_cmd_help, sl_cmd_info, sl_cmd_init, sl_cmd_run, sl_cmd_runs, sl_cmd_show, sl_cmd_sql,
-    sl_cmd_spectrum;
+    sl_cmd_spectrum, sl_cmd_timescales, sl_cmd_plot;
 
 /* Model commands first, then the analyses, then the run store. */
 static const sl_command *const commands[] = {
@@ -15,6 +15,8 @@ static const sl_command *const commands[] = {
     &sl_cmd_init,
     &sl_cmd_run,
     &sl_cmd_spectrum,
+    &sl_cmd_timescales,
+    &sl_cmd_plot,
     &sl_cmd_runs,
     &sl_cmd_show,
     &sl_cmd_sql,

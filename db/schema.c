@@ -117,6 +117,19 @@ static const sl_db_migration migrations[] = {
       "CREATE VIEW eigenvalues_ct AS\n"
       "  SELECT run_id, layer, point, idx, re, im, mult AS multiplicity, block\n"
       "  FROM series WHERE name = 'eigenvalues_ct';\n" },
+    { 4, "timescales of units",
+      "CREATE TABLE timescales (\n"
+      "  run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+      "  layer      INTEGER NOT NULL,\n"
+      "  unit       INTEGER NOT NULL,\n"
+      "  tau_single REAL,\n"
+      "  tau_net    REAL,\n"
+      "  amplitude  REAL,\n"
+      "  r2         REAL,\n"
+      "  lags       INTEGER NOT NULL,\n"
+      "  status     TEXT NOT NULL CHECK (status IN ('fitted', 'constant', 'no decay', 'fit failed')),\n"
+      "  PRIMARY KEY (run_id, layer, unit)\n"
+      ") STRICT;\n" },
 };
 
 

@@ -189,8 +189,9 @@ static void populate_raw(const char *path, int v)
              "INSERT INTO params VALUES (1, 'rule', 'zoh'), (2, 'lr', '0.01');"
              "INSERT INTO metrics VALUES (1, 'spectral_radius', 10, 0.97, NULL), (1, 'loss', 0, NULL, 'nan'),"
              "(1, 'grad', 0, 9e999, 'inf');"
-             "INSERT INTO series VALUES (1, 'eigenvalues', 0, 'lti', 0, 0.9, 0.1), (1, 'eigenvalues', 0, 'lti', 1, 0.9, -0.1);"
-             "INSERT INTO curves VALUES (1, 'barrier', 0.0, 1.0), (1, 'barrier', 1.0, 2.0);");
+             "INSERT INTO series(run_id, name, layer, point, idx, re, im) VALUES (1, 'eigenvalues', 0, 'lti', 0, 0.9, 0.1), "
+             "(1, 'eigenvalues', 0, 'lti', 1, 0.9, -0.1);"
+             "INSERT INTO curves(run_id, name, x, y) VALUES (1, 'barrier', 0.0, 1.0), (1, 'barrier', 1.0, 2.0);");
     if (v >= 2)
         raw_exec(path, "INSERT INTO artifacts(run_id, path, media_type, sha256, bytes, created) VALUES "
                        "(1, '/f.png', 'image/png', 'cccc3333cccc3333cccc3333cccc3333cccc3333cccc3333cccc3333cccc3333', "
