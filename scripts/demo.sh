@@ -1,11 +1,42 @@
 #!/usr/bin/env bash
-# make demo: the main job on bundled examples. Usage: scripts/demo.sh path/to/seqlab
+# make demo: the main job on example models the demo makes itself.
+# Usage: scripts/demo.sh path/to/seqlab   (output under out/demo, run store out/demo/seqlab.db)
 set -euo pipefail
 SEQLAB=${1:-build/seqlab}
 OUT=${SEQLAB_DEMO_OUT:-out/demo}
 mkdir -p "$OUT"
-echo "== seqlab info on a bundled PyTorch LSTM (tests/fixtures/torch_lstm.safetensors)"
-"$SEQLAB" info tests/fixtures/torch_lstm.safetensors
-"$SEQLAB" info tests/fixtures/torch_lstm.safetensors --format json > "$OUT/torch_lstm.info.json"
+export SEQLAB_DB="$OUT/seqlab.db"
+rm -f "$SEQLAB_DB" "$SEQLAB_DB-wal" "$SEQLAB_DB-shm"
+
+say() { printf '\n== %s\n' "$*"; }
+
+say "example models"
+"$SEQLAB" init --family lstm --input-size 4 --hidden-size 64 --seed 1 -o "$OUT/lstm.bin"
+"$SEQLAB" init --family rnn --leaky --tau 8 --input-size 4 --hidden-size 64 --seed 2 -o "$OUT/leaky_rnn.bin"
+if "$SEQLAB" help init | grep -q -- "--family lssl"; then
+  "$SEQLAB" init --family lssl --d-model 8 --d-state 32 --seed 3 -o "$OUT/lssl_legs.bin"
+fi
+
+say "seqlab spectrum (eigenvalues of every layer's transition)"
+for m in "$OUT"/*.bin; do
+  "$SEQLAB" spectrum "$m" -o "$OUT/$(basename "${m%.bin}")-spectrum.png" | sed -n 1p
+done
+"$SEQLAB" spectrum "$OUT/lstm.bin" --at random --samples 64 --seed 7 -o "$OUT/lstm-spectrum-random.png" | sed -n 1p
+
+say "seqlab timescales (modes, single-unit and network-mediated)"
+"$SEQLAB" timescales "$OUT/leaky_rnn.bin" --steps 8000 --seed 5 -o "$OUT/leaky_rnn-timescales.png" | sed -n 1p
+
+if [ -f ../shared/models/silero_vad_16k.safetensors ]; then
+  say "a real trained model: Silero VAD's LSTM"
+  "$SEQLAB" spectrum ../shared/models/silero_vad_16k.safetensors -o "$OUT/silero_vad_16k-spectrum.png" | sed -n 1p
+fi
+
+say "the run store: $SEQLAB_DB"
+"$SEQLAB" sql "SELECT r.id, r.command, m.family, mt.key, round(mt.value, 4) AS value
+               FROM metrics mt JOIN runs r ON r.id = mt.run_id JOIN models m ON m.id = r.model_id
+               WHERE mt.key IN ('spectral_radius', 'l0.tau_net_median') ORDER BY r.id"
+
+say "figures"
+ls -1 "$OUT"/*.png
 echo
-echo "demo output: $OUT/torch_lstm.info.json"
+echo "demo output: $OUT (figures above, run store $SEQLAB_DB; try: SEQLAB_DB=$SEQLAB_DB $SEQLAB runs)"
