@@ -4,10 +4,21 @@
 ** Threading: the optimised scans split independent (sequence, channel) work
 ** over OpenMP threads when there is enough of it; each thread owns a small
 ** scratch buffer allocated once per call, never per step. The FFT convolution
-** splits (sequence, input channel) pairs the same way. OpenBLAS stays
+** splits (sequence, input channel) pairs the same way. Inner loops carry
+** `omp simd` (the Makefile's -O2 uses GCC's very-cheap vectoriser, which
+** skips loops that need alias checks). OpenBLAS stays
 ** single-threaded (kernels/blas.c), so the GEMMs of the Krylov doubling may be
 ** called from inside a parallel region.
 */
+/* Floating-point operations here never raise exceptions anyone observes, so
+** GCC may if-convert (hence vectorise) the branch-free exp of the selective
+** scan; without this its jump threading duplicates the clamped arithmetic
+** into branches it then refuses to speculate. Set before the includes so the
+** inline sl_expf_vec of scan.h is compiled with the same options. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include "scan.h"
 
 #include <gsl/gsl_fft_halfcomplex.h>
@@ -23,16 +34,13 @@
 /* Work below this many multiply-adds stays on one thread. */
 #define SL_SCAN_PAR_MIN 65536.0
 
-/* Dot product with eight partial sums, so the loop vectorises without
-** reassociation flags (the order is fixed, hence deterministic). */
+/* Dot product; the simd reduction lets the compiler vectorise it (the order
+** is fixed for a given build, so results are reproducible). */
 static inline float dot8(const float *a, const float *b, int64_t n)
 {
-    float p[8] = { 0 };
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) p[k] += a[i + k] * b[i + k];
-    float s = ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
-    for (; i < n; i++) s += a[i] * b[i];
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
@@ -90,16 +98,19 @@ int sl_lti_scan_f32(const sl_lti_f32 *s, int64_t nb, int64_t T, const float *u, 
             float *xh = x + b * ldx + h * N;
             for (int64_t t = 0; t < T; t++) {
                 const float ut = u[(b * T + t) * ldu + h];
+#pragma omp simd
                 for (int64_t i = 0; i < N; i++) tmp[i] = bv[i] * ut;
                 /* Four columns of A per pass over tmp: axpy form, contiguous in i. */
                 int64_t j = 0;
                 for (; j + 4 <= N; j += 4) {
                     const float x0 = xh[j], x1 = xh[j + 1], x2 = xh[j + 2], x3 = xh[j + 3];
                     const float *c0 = A + j * N, *c1 = c0 + N, *c2 = c1 + N, *c3 = c2 + N;
+#pragma omp simd
                     for (int64_t i = 0; i < N; i++) tmp[i] += (c0[i] * x0 + c1[i] * x1) + (c2[i] * x2 + c3[i] * x3);
                 }
                 for (; j < N; j++) {
                     const float xj = xh[j], *cj = A + j * N;
+#pragma omp simd
                     for (int64_t i = 0; i < N; i++) tmp[i] += cj[i] * xj;
                 }
                 memcpy(xh, tmp, (size_t)N * sizeof *xh);
@@ -179,6 +190,25 @@ int sl_lti_krylov_rows(int64_t N, const double *A, const double *c, int64_t L, d
     return SL_OK;
 }
 
+int sl_lti_kernel(int64_t N, const double *A, const double *b, const double *c, int64_t T, double *K, sl_err *err)
+{
+    if (T <= 0) return SL_OK;
+    int64_t L = 1;
+    while (L * L < T) L *= 2;
+    const int64_t Q = (T + L - 1) / L;
+    double *U = malloc((size_t)(N * L + N * N + Q * N + Q * L) * sizeof *U);
+    if (!U) return sl_err_set(err, SL_ENOMEM, "out of memory");
+    double *AL = U + N * L, *R = AL + N * N, *Kq = R + Q * N;
+    int rc = sl_lti_krylov(N, A, b, L, U, AL, err);              /* U: N x L, AL = A^L */
+    if (!rc) rc = sl_lti_krylov_rows(N, AL, c, Q, R, err);       /* R: Q x N */
+    if (!rc) {
+        sl_dgemm(0, 0, Q, L, N, 1.0, R, N, U, L, 0.0, Kq, L);   /* Kq[i, j] = K[i L + j] */
+        memcpy(K, Kq, (size_t)T * sizeof *K);
+    }
+    free(U);
+    return rc;
+}
+
 static void matvec(int64_t N, const double *A, const double *x, double *y)
 {
     for (int64_t i = 0; i < N; i++) {
@@ -247,15 +277,32 @@ int sl_fftconv_init(sl_fftconv *p, int64_t n_filt, int64_t group, const double *
     p->group = group;
     p->T = T;
     p->nfft = pow2_at_least(2 * T - 1);
-    p->spec = malloc((size_t)(n_filt * p->nfft + 1) * sizeof *p->spec);
-    if (!p->spec) return sl_err_set(err, SL_ENOMEM, "out of memory");
     const int64_t n = p->nfft;
-#pragma omp parallel for schedule(static) if (n_filt * n > 65536)
-    for (int64_t f = 0; f < n_filt; f++) {
-        double *s = p->spec + f * n;
-        memcpy(s, K + f * ldk, (size_t)T * sizeof *s);
-        memset(s + T, 0, (size_t)(n - T) * sizeof *s);
-        gsl_fft_real_radix2_transform(s, 1, (size_t)n);
+    p->spec = malloc((size_t)(n_filt * n + 1) * sizeof *p->spec);
+    p->wr = gsl_fft_real_wavetable_alloc((size_t)n);
+    p->wh = gsl_fft_halfcomplex_wavetable_alloc((size_t)n);
+    if (!p->spec || !p->wr || !p->wh) {
+        sl_fftconv_free(p);
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    int failed = 0;
+#pragma omp parallel if (n_filt * n > 65536)
+    {
+        gsl_fft_real_workspace *ws = gsl_fft_real_workspace_alloc((size_t)n);
+        if (!ws) failed = 1;
+#pragma omp for schedule(static)
+        for (int64_t f = 0; f < n_filt; f++) {
+            if (!ws) continue;
+            double *s = p->spec + f * n;
+            memcpy(s, K + f * ldk, (size_t)T * sizeof *s);
+            memset(s + T, 0, (size_t)(n - T) * sizeof *s);
+            gsl_fft_real_transform(s, 1, (size_t)n, p->wr, ws);
+        }
+        if (ws) gsl_fft_real_workspace_free(ws);
+    }
+    if (failed) {
+        sl_fftconv_free(p);
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
     }
     return SL_OK;
 }
@@ -263,6 +310,8 @@ int sl_fftconv_init(sl_fftconv *p, int64_t n_filt, int64_t group, const double *
 void sl_fftconv_free(sl_fftconv *p)
 {
     free(p->spec);
+    if (p->wr) gsl_fft_real_wavetable_free(p->wr);
+    if (p->wh) gsl_fft_halfcomplex_wavetable_free(p->wh);
     memset(p, 0, sizeof *p);
 }
 
@@ -277,28 +326,30 @@ int sl_fftconv_apply(const sl_fftconv *p, int64_t nb, int64_t T, const double *u
 #pragma omp parallel if (nb * n_in > 1 && (double)nb * (double)p->n_filt * (double)n > SL_SCAN_PAR_MIN)
     {
         double *ub = malloc((size_t)(2 * n) * sizeof *ub), *tb = ub ? ub + n : NULL;
-        if (!ub) {
+        gsl_fft_real_workspace *ws = gsl_fft_real_workspace_alloc((size_t)n);
+        if (!ub || !ws) {
 #pragma omp atomic write
             failed = 1;
         }
 #pragma omp for schedule(static)
         for (int64_t q = 0; q < nb * n_in; q++) {
-            if (!ub) continue;
+            if (!ub || !ws) continue;
             const int64_t b = q / n_in, g = q % n_in;
             for (int64_t t = 0; t < T; t++) ub[t] = u[(b * T + t) * ldu + g];
             memset(ub + T, 0, (size_t)(n - T) * sizeof *ub);
-            gsl_fft_real_radix2_transform(ub, 1, (size_t)n);
+            gsl_fft_real_transform(ub, 1, (size_t)n, p->wr, ws);
             for (int64_t f = g * G; f < (g + 1) * G; f++) {
                 const double *s = p->spec + f * n;
-                /* Product in GSL's halfcomplex order: [r0, r1..r_{n/2}, i_{n/2-1}..i1]. */
+                /* Product in GSL's mixed-radix halfcomplex order:
+                ** [r0, (r1, i1), ..., (r_{n/2-1}, i_{n/2-1}), r_{n/2}]. */
                 tb[0] = ub[0] * s[0];
-                tb[n / 2] = ub[n / 2] * s[n / 2];
-                for (int64_t k = 1; k < n / 2; k++) {
-                    const double ar = ub[k], ai = ub[n - k], br = s[k], bi = s[n - k];
+                tb[n - 1] = ub[n - 1] * s[n - 1];
+                for (int64_t k = 1; k < n - 1; k += 2) {
+                    const double ar = ub[k], ai = ub[k + 1], br = s[k], bi = s[k + 1];
                     tb[k] = ar * br - ai * bi;
-                    tb[n - k] = ar * bi + ai * br;
+                    tb[k + 1] = ar * bi + ai * br;
                 }
-                gsl_fft_halfcomplex_radix2_inverse(tb, 1, (size_t)n);
+                gsl_fft_halfcomplex_inverse(tb, 1, (size_t)n, p->wh, ws);
                 double *yb = y + b * T * ldy + f;
                 if (accumulate)
                     for (int64_t t = 0; t < T; t++) yb[t * ldy] += tb[t];
@@ -307,6 +358,7 @@ int sl_fftconv_apply(const sl_fftconv *p, int64_t nb, int64_t T, const double *u
             }
         }
         free(ub);
+        if (ws) gsl_fft_real_workspace_free(ws);
     }
     return failed ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
 }
@@ -381,6 +433,7 @@ int sl_cdiag_scan_f32(const sl_cdiag_f32 *s, int64_t nb, int64_t T, const float 
             const float dh = s->d ? s->d[h] : 0.0f;
             for (int64_t t = 0; t < T; t++) {
                 const float ut = u[(b * T + t) * ldu + h];
+#pragma omp simd
                 for (int64_t m = 0; m < M; m++) {
                     const float a = lr[m] * xr[m] - li[m] * xi[m] + br[m] * ut;
                     const float c = lr[m] * xi[m] + li[m] * xr[m] + bi[m] * ut;
@@ -472,7 +525,7 @@ void sl_selective_scan_f32(const sl_sscan *s, const sl_sscan_io *io)
 {
     const int64_t C = s->C, N = s->N, CB = 32, ncb = (C + CB - 1) / CB, nb = io->nb, T = io->T;
     const double work = (double)nb * (double)T * (double)C * (double)N * 8.0;
-    const int neg = s->neg;
+    const float negf = s->neg ? 1.0f : 0.0f;   /* a -> a (1 + negf) - negf: 2a - 1 or a, branch-free */
 #pragma omp parallel for schedule(static) if (work > SL_SCAN_PAR_MIN && nb * ncb > 1)
     for (int64_t p = 0; p < nb * ncb; p++) {
         const int64_t b = p / ncb, c0 = (p % ncb) * CB, c1 = SL_MIN(C, c0 + CB);
@@ -485,9 +538,9 @@ void sl_selective_scan_f32(const sl_sscan *s, const sl_sscan_io *io)
                 const float dl = dr[c], dx = dl * xr[c];
                 const float *Ac = s->A + c * N;
                 float *hc = io->h + b * io->ldh + c * N;
+#pragma omp simd
                 for (int64_t n = 0; n < N; n++) {
-                    float a = sl_expf_vec(dl * Ac[n]);
-                    a = neg ? 2.0f * a - 1.0f : a;
+                    const float a = sl_expf_vec(dl * Ac[n]) * (1.0f + negf) - negf;
                     hc[n] = a * hc[n] + dx * Bt[n];
                 }
                 float yc = dot8(Ct, hc, N) + (s->D ? s->D[c] * xr[c] : 0.0f);

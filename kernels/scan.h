@@ -6,7 +6,7 @@
 **                       one N x N transition per channel (LSSL, the LMU memory);
 **   Krylov / kernel     the columns A^k b by repeated squaring (GEMMs), and from
 **                       them the convolution kernel K_k = c A^k b;
-**   FFT convolution     y = K * u per channel by GSL's radix-2 real FFT, in double;
+**   FFT convolution     y = K * u per channel by GSL's mixed-radix real FFT, in double;
 **   complex-diagonal    x_t = lambda . x_{t-1} + b u_t (S4D, one input per channel)
 **                       and x_t = lambda . x_{t-1} + v_t (LRU, v = B u precomputed);
 **   selective scan      Mamba's h_t = exp(dt_t A) . h_{t-1} + dt_t B_t x_t,
@@ -70,6 +70,13 @@ int sl_lti_krylov(int64_t N, const double *A, const double *b, int64_t L, double
 /* The same with A transposed: W[k, :] = c A^k (W is L x N row-major). */
 int sl_lti_krylov_rows(int64_t N, const double *A, const double *c, int64_t L, double *W, sl_err *err);
 
+/* The convolution kernel K_k = c A^k b for k < T, in two levels: with
+** L ~ sqrt(T) (a power of two), U = [A^j b]_{j<L} and R = [c (A^L)^i]_{i<T/L}
+** by doubling, K[i L + j] = R_i . U_j is one (T/L x N) (N x L) GEMM, so the cost is
+** O(N^2 (L + T/L) + N^3 log T) instead of the O(N^2 T) of the plain Krylov
+** sequence. */
+int sl_lti_kernel(int64_t N, const double *A, const double *b, const double *c, int64_t T, double *K, sl_err *err);
+
 /* x_T for one channel: x_T = A^T x0 + sum_k A^k b u_{T-1-k}, in blocks of L
 ** steps with V = [A^k b]_{k<L} (N x L), AL = A^L; the first T mod L steps by
 ** the plain recurrence. x0 may be NULL (zero). work: N doubles. */
@@ -85,10 +92,13 @@ void sl_lti_free_response(int64_t N, const double *A, int64_t L, const double *W
 /* Causal convolution of n_filt kernels with the input channels, in double:
 **   y[b, t, f] (+)= sum_{k <= t} K[f, k] u[b, t - k, f / group]
 ** (group = 1: filter f reads channel f; the LMU's memory has N filters per
-** input channel). The plan holds the kernels' spectra for sequences up to T. */
+** input channel). The plan holds the kernels' spectra for sequences up to T
+** and GSL's mixed-radix wavetables (read-only, shared by the threads; each
+** thread has its own workspace); nfft is the power of two >= 2T - 1. */
 typedef struct sl_fftconv {
     int64_t n_filt, group, T, nfft;
-    double *spec;           /* [n_filt, nfft], GSL halfcomplex order */
+    double *spec;           /* [n_filt, nfft], GSL's mixed-radix halfcomplex order */
+    void   *wr, *wh;        /* gsl_fft_real_wavetable, gsl_fft_halfcomplex_wavetable */
 } sl_fftconv;
 
 /* K [n_filt, ldk] holds at least T taps per filter. */
@@ -153,14 +163,16 @@ typedef struct sl_sscan_io {
 void sl_selective_scan_f32(const sl_sscan *s, const sl_sscan_io *io);
 void sl_selective_scan_ref_f32(const sl_sscan *s, const sl_sscan_io *io);
 
-/* exp(x) in float by range reduction and a degree-6 polynomial, written so
-** loops over it vectorise (no libm call): relative error below 3e-7 on
-** [-87, 88]; 0 below -87.3. */
+/* exp(x) in float by range reduction and a degree-6 polynomial (Cephes'
+** expf), written without branches or libm calls so loops over it vectorise:
+** relative error below 3e-7 on [-87, 88]; arguments below -87.3 give about
+** 1e-38 (the smallest normal float) instead of 0. */
 static inline float sl_expf_vec(float x)
 {
-    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.3f ? 88.3f : x;
     const float t = x * 1.44269504088896341f;
-    const float kf = (t + 12582912.0f) - 12582912.0f;          /* round to nearest */
+    const float kf = (t + 12582912.0f) - 12582912.0f;              /* round to nearest */
     const float r = (x - kf * 0.693359375f) + kf * 2.12194440e-4f; /* x - k ln 2, two parts */
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -171,7 +183,7 @@ static inline float sl_expf_vec(float x)
     p = p * r * r + r + 1.0f;
     union { int32_t i; float f; } s;
     s.i = ((int32_t)kf + 127) << 23;
-    return x <= -87.3f ? 0.0f : p * s.f;
+    return p * s.f;
 }
 
 #endif

@@ -19,7 +19,8 @@
 ** Two forward algorithms that agree:
 **   recurrent  x_t = Ab x_{t-1} + Bb u_t per channel (kernels/scan.h, float);
 **   conv       y = K * u + D u with K_k = C Ab^k Bb, the kernel computed once
-**              per layer in double by Krylov doubling and applied by FFT; a
+**              per layer in double (sl_lti_kernel: two-level Krylov doubling
+**              with GEMMs) and applied by FFT; a
 **              start state adds its free response C Ab^{t+1} x_0 and the final
 **              state is carried in blocks of 64 steps (sl_lti_final_state).
 ** AUTO picks conv for T >= 64 with N >= 16 (where T N^2 outweighs T log T)
@@ -125,21 +126,12 @@ static int lssl_kernel(const sl_layer *L, int64_t T, double *K, sl_err *err)
     const lssl_layer *s = L->impl;
     const int64_t H = s->H, N = s->N;
     int failed = 0;
-#pragma omp parallel if (H > 1 && (double)H * (double)T * (double)N * (double)N > 1e6)
-    {
-        double *V = malloc((size_t)(N * T) * sizeof *V);
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t h = 0; h < H; h++) {
-            if (!V || sl_lti_krylov(N, s->Ad + h * N * N, s->Bd + h * N, T, V, NULL, NULL)) {
+#pragma omp parallel for schedule(dynamic, 1) if (H > 1 && (double)H * (double)N * (double)N * (double)N > 1e6)
+    for (int64_t h = 0; h < H; h++)
+        if (sl_lti_kernel(N, s->Ad + h * N * N, s->Bd + h * N, s->Cd + h * N, T, K + h * T, NULL)) {
 #pragma omp atomic write
-                failed = 1;
-                continue;
-            }
-            /* K[h, :] = C_h V */
-            sl_dgemv(1, N, T, 1.0, V, T, s->Cd + h * N, 0.0, K + h * T);
+            failed = 1;
         }
-        free(V);
-    }
     return failed ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
 }
 
