@@ -177,7 +177,8 @@ static int lmu_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
     const lmu_layer *s = L->impl;
     const int64_t d = s->d, in = s->in, hid = s->hid, B = f->B, T = f->T, nc = L->n_carry;
     int algo = f->algo;
-    if (algo == SL_ALGO_AUTO) algo = (T >= 64 && d >= 16 && !f->states) ? SL_ALGO_CONV : SL_ALGO_RECURRENT;
+    if (algo == SL_ALGO_AUTO)
+        algo = (d >= 16 && sl_ssm_auto_conv(f, d, in + d + hid)) ? SL_ALGO_CONV : SL_ALGO_RECURRENT;
     if (algo == SL_ALGO_CHUNKED) return sl_err_set(err, SL_EUNSUP, "lmu has the recurrent and conv algorithms");
     if (algo == SL_ALGO_CONV && !f->states) return sl_ssm_forward_conv(L, f, err);
     const int ref = algo == SL_ALGO_REFERENCE;

@@ -24,7 +24,7 @@
 **              start state adds its free response C Ab^{t+1} x_0 and the final
 **              state is carried in blocks of 64 steps (sl_lti_final_state).
 ** AUTO picks conv for T >= 64 with N >= 16 (where T N^2 outweighs T log T)
-** unless every state is asked for.
+** unless every state is asked for or the spectra would pass 256 MB.
 **
 ** Tensors (per layer, under "layers.<l>." when n_layer > 1, after
 ** tensor_prefix): transition.A [N, N] (shared) or [H, N, N], transition.B [N]
@@ -201,7 +201,7 @@ static int lssl_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
     const lssl_layer *s = L->impl;
     const int64_t H = s->H, N = s->N;
     int algo = f->algo;
-    if (algo == SL_ALGO_AUTO) algo = (f->T >= 64 && N >= 16 && !f->states) ? SL_ALGO_CONV : SL_ALGO_RECURRENT;
+    if (algo == SL_ALGO_AUTO) algo = (N >= 16 && sl_ssm_auto_conv(f, H, 2 * H)) ? SL_ALGO_CONV : SL_ALGO_RECURRENT;
     if (algo == SL_ALGO_CHUNKED) return sl_err_set(err, SL_EUNSUP, "lssl has the recurrent and conv algorithms");
     if (algo == SL_ALGO_CONV && !f->states) return sl_ssm_forward_conv(L, f, err);
     float *carry = f->carry;

@@ -45,6 +45,13 @@ int sl_ssm_forward_conv(const sl_layer *L, const sl_fwd *f, sl_err *err)
     return rc;
 }
 
+int sl_ssm_auto_conv(const sl_fwd *f, int64_t n_filt, int64_t n_io)
+{
+    if (f->states || f->T < 64) return 0;
+    const double bytes = 8.0 * (4.0 * (double)n_filt * (double)f->T + (double)f->B * (double)f->T * (double)n_io);
+    return bytes <= 256.0 * 1024 * 1024;
+}
+
 int sl_ssm_kcache_init(sl_ssm_kcache *c, int64_t n_filt, int64_t group)
 {
     memset(c, 0, sizeof *c);

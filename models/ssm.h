@@ -49,6 +49,12 @@ int sl_ssm_conv_f64(const sl_layer *L, int64_t nb, int64_t T, const double *u, d
 ** (f->states must be NULL). */
 int sl_ssm_forward_conv(const sl_layer *L, const sl_fwd *f, sl_err *err);
 
+/* Whether AUTO should take the convolution: a long enough sequence, no
+** per-step states asked for, and kernel spectra for n_filt filters (about
+** 2 x 2T doubles each, plus the double copies of u and y) within 256 MB;
+** beyond that the recurrence, whose memory does not grow with T. */
+int sl_ssm_auto_conv(const sl_fwd *f, int64_t n_filt, int64_t n_io);
+
 /* ------------------------------------------------------------ kernel cache */
 /* Computes the kernel's first T taps: K [n_filt, T]. */
 typedef int (*sl_ssm_kernel_fn)(const sl_layer *L, int64_t T, double *K, sl_err *err);
