@@ -2,7 +2,9 @@
 ** Scans and convolutions of the state-space families: see scan.h.
 **
 ** Threading: the optimised scans split independent (sequence, channel) work
-** over OpenMP threads when there is enough of it; each thread owns a small
+** over OpenMP threads when there is enough of it, handed out dynamically (the
+** tasks are coarse, and a thread that loses its core to another process then
+** does not hold the others at the barrier); each thread owns a small
 ** scratch buffer allocated once per call, never per step. The FFT convolution
 ** splits (sequence, input channel) pairs the same way. Inner loops carry
 ** `omp simd` (the Makefile's -O2 uses GCC's very-cheap vectoriser, which
@@ -88,7 +90,7 @@ int sl_lti_scan_f32(const sl_lti_f32 *s, int64_t nb, int64_t T, const float *u, 
 #pragma omp atomic write
             failed = 1;
         }
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (int64_t p = 0; p < nb * H; p++) {
             if (!tmp) continue;
             const int64_t b = p / H, h = p % H;
@@ -290,7 +292,7 @@ int sl_fftconv_init(sl_fftconv *p, int64_t n_filt, int64_t group, const double *
     {
         gsl_fft_real_workspace *ws = gsl_fft_real_workspace_alloc((size_t)n);
         if (!ws) failed = 1;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (int64_t f = 0; f < n_filt; f++) {
             if (!ws) continue;
             double *s = p->spec + f * n;
@@ -331,7 +333,7 @@ int sl_fftconv_apply(const sl_fftconv *p, int64_t nb, int64_t T, const double *u
 #pragma omp atomic write
             failed = 1;
         }
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (int64_t q = 0; q < nb * n_in; q++) {
             if (!ub || !ws) continue;
             const int64_t b = q / n_in, g = q % n_in;
@@ -418,7 +420,7 @@ int sl_cdiag_scan_f32(const sl_cdiag_f32 *s, int64_t nb, int64_t T, const float 
         }
         float *xr = buf, *xi = buf + M, *lr = buf + 2 * M, *li = buf + 3 * M, *br = buf + 4 * M, *bi = buf + 5 * M,
               *cr = buf + 6 * M, *ci = buf + 7 * M;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (int64_t p = 0; p < nb * H; p++) {
             if (!buf) continue;
             const int64_t b = p / H, h = p % H;
@@ -475,7 +477,7 @@ void sl_cdiag_recur_f32(int64_t n, const float *lam, int64_t nb, int64_t T, floa
     /* Blocks of 64 complex entries per task: independent recurrences. */
     const int64_t BS = 64, nblk = (n + BS - 1) / BS;
     const double work = (double)nb * (double)T * (double)n * 4.0;
-#pragma omp parallel for schedule(static) if (work > SL_SCAN_PAR_MIN && nb * nblk > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (work > SL_SCAN_PAR_MIN && nb * nblk > 1)
     for (int64_t p = 0; p < nb * nblk; p++) {
         const int64_t b = p / nblk, j0 = (p % nblk) * BS, j1 = SL_MIN(n, j0 + BS);
         float *xb = x + b * ldx;
@@ -526,7 +528,7 @@ void sl_selective_scan_f32(const sl_sscan *s, const sl_sscan_io *io)
     const int64_t C = s->C, N = s->N, CB = 32, ncb = (C + CB - 1) / CB, nb = io->nb, T = io->T;
     const double work = (double)nb * (double)T * (double)C * (double)N * 8.0;
     const float negf = s->neg ? 1.0f : 0.0f;   /* a -> a (1 + negf) - negf: 2a - 1 or a, branch-free */
-#pragma omp parallel for schedule(static) if (work > SL_SCAN_PAR_MIN && nb * ncb > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (work > SL_SCAN_PAR_MIN && nb * ncb > 1)
     for (int64_t p = 0; p < nb * ncb; p++) {
         const int64_t b = p / ncb, c0 = (p % ncb) * CB, c1 = SL_MIN(C, c0 + CB);
         for (int64_t t = 0; t < T; t++) {

@@ -173,7 +173,7 @@ static int lssl_conv(const sl_layer *L, int64_t nb, int64_t T, const double *u, 
 #pragma omp parallel if (nb * H > 1 && (double)nb * (double)H * (double)T * (double)N > 1e6)
         {
             double *work = malloc((size_t)(4 * N) * sizeof *work), *xT = work ? work + 2 * N : NULL;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
             for (int64_t p = 0; p < nb * H; p++) {
                 if (!work) { failed = 1; continue; }
                 const int64_t b = p / H, h = p % H;

@@ -119,7 +119,7 @@ static int s4d_kernel(const sl_layer *L, int64_t T, double *K, sl_err *err)
 #pragma omp parallel if (H > 1 && (double)H * (double)M * (double)T > 1e6)
     {
         double *w = malloc((size_t)(4 * M + 1) * sizeof *w), *p = w ? w + 2 * M : NULL;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (int64_t h = 0; h < H; h++) {
             if (!w) { failed = 1; continue; }
             for (int64_t m = 0; m < M; m++) {
@@ -161,7 +161,7 @@ static int s4d_conv(const sl_layer *L, int64_t nb, int64_t T, const double *u, d
     if (!carry) return SL_OK;
     /* Diagonal: the free response of the start state and the final state are
     ** O(T M) per channel, computed directly. */
-#pragma omp parallel for schedule(static) if (nb * H > 1 && (double)nb * (double)H * (double)M * (double)T > 1e6)
+#pragma omp parallel for schedule(dynamic, 1) if (nb * H > 1 && (double)nb * (double)H * (double)M * (double)T > 1e6)
     for (int64_t p = 0; p < nb * H; p++) {
         const int64_t b = p / H, h = p % H;
         double *x = carry + b * nc + 2 * h * M;
