@@ -376,6 +376,83 @@ static void test_auto_long(void **state)
     sl_model_free(m);
 }
 
+/* Every step's carry from the float forward (states) equals the double step's,
+** for every family and both the optimised and the reference algorithm. */
+static void test_forward_states(void **state)
+{
+    (void)state;
+    struct { const char *fam, *cfg; } cases[] = {
+        { "lssl", "{\"d_model\": 2, \"d_state\": 5, \"dt_min\": 0.05, \"dt_max\": 0.5}" },
+        { "s4d", "{\"d_model\": 2, \"d_state\": 6}" },
+        { "lru", "{\"d_model\": 3, \"d_state\": 4, \"r_min\": 0.5}" },
+        { "lmu", "{\"input_size\": 2, \"hidden_size\": 3, \"memory_size\": 4, \"theta\": 6}" },
+        { "mamba", "{\"d_model\": 4, \"d_state\": 3, \"d_conv\": 4}" },
+        { "mamba", "{\"d_model\": 4, \"d_state\": 2, \"d_conv\": 2, \"eig_range\": \"[-1,1]\"}" },
+    };
+    for (size_t c = 0; c < SL_ARRAY_LEN(cases); c++) {
+        sl_model *m = make_model(cases[c].fam, cases[c].cfg, 31 + c);
+        const sl_layer *L = m->layers[0];
+        const int64_t B = 2, T = 6, in = L->n_in, out = L->n_out, nc = L->n_carry;
+        uint64_t rng = 17 + c;
+        float *x = malloc((size_t)(B * T * in) * sizeof *x), *y = malloc((size_t)(B * T * out) * sizeof *y),
+              *st = malloc((size_t)(B * T * nc) * sizeof *st), *carry = malloc((size_t)(B * nc) * sizeof *carry);
+        double *c0 = malloc((size_t)(B * nc) * sizeof *c0), *next = malloc((size_t)nc * sizeof *next),
+               *u = malloc((size_t)in * sizeof *u), *yd = malloc((size_t)out * sizeof *yd);
+        for (int64_t i = 0; i < B * T * in; i++) x[i] = (float)sl_test_uniform(&rng, -1, 1);
+        for (int algo = SL_ALGO_RECURRENT; algo <= SL_ALGO_REFERENCE; algo += SL_ALGO_REFERENCE - SL_ALGO_RECURRENT) {
+            for (int64_t i = 0; i < B * nc; i++) carry[i] = (float)(c0[i] = sl_test_uniform(&rng, -0.5, 0.5));
+            sl_fwd f = { .B = B, .T = T, .x = x, .y = y, .carry = carry, .states = st, .algo = algo };
+            sl_err err = { 0 };
+            assert_int_equal(sl_layer_forward(L, &f, &err), SL_OK);
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t t = 0; t < T; t++) {
+                    for (int64_t k = 0; k < in; k++) u[k] = x[(b * T + t) * in + k];
+                    assert_int_equal(sl_layer_step(L, c0 + b * nc, u, next, yd, &err), SL_OK);
+                    memcpy(c0 + b * nc, next, (size_t)nc * sizeof *next);
+                    for (int64_t k = 0; k < nc; k++) assert_close(st[(b * T + t) * nc + k], next[k], 1e-4, 1e-5);
+                    for (int64_t k = 0; k < out; k++) assert_close(y[(b * T + t) * out + k], yd[k], 1e-4, 1e-5);
+                }
+            for (int64_t i = 0; i < B * nc; i++) assert_close(carry[i], c0[i], 1e-4, 1e-5);
+        }
+        free(x); free(y); free(st); free(carry); free(c0); free(next); free(u); free(yd);
+        sl_model_free(m);
+    }
+}
+
+/* Mamba's forward works in chunks of about 2048 / B steps: with B = 300 a
+** chunk is 6 steps, so T = 14 crosses two chunk boundaries; the carried conv
+** history and SSM state must make that invisible. */
+static void test_mamba_chunks(void **state)
+{
+    (void)state;
+    sl_model *m = make_model("mamba", "{\"d_model\": 4, \"d_state\": 3, \"d_conv\": 4}", 41);
+    const sl_layer *L = m->layers[0];
+    const int64_t B = 300, T = 14, d = 4, nc = L->n_carry;
+    uint64_t rng = 5;
+    float *x = malloc((size_t)(B * T * d) * sizeof *x), *y = malloc((size_t)(B * T * d) * sizeof *y),
+          *st = malloc((size_t)(B * T * nc) * sizeof *st), *carry = calloc((size_t)(B * nc), sizeof *carry);
+    for (int64_t i = 0; i < B * T * d; i++) x[i] = (float)sl_test_uniform(&rng, -1, 1);
+    sl_fwd f = { .B = B, .T = T, .x = x, .y = y, .carry = carry, .states = st, .algo = SL_ALGO_AUTO };
+    sl_err err = { 0 };
+    assert_int_equal(sl_layer_forward(L, &f, &err), SL_OK);
+    const int64_t seqs[3] = { 0, 151, 299 };
+    double *c = malloc((size_t)nc * sizeof *c), *next = malloc((size_t)nc * sizeof *next), u[4], yd[4];
+    for (int q = 0; q < 3; q++) {
+        const int64_t b = seqs[q];
+        memset(c, 0, (size_t)nc * sizeof *c);
+        for (int64_t t = 0; t < T; t++) {
+            for (int k = 0; k < d; k++) u[k] = x[(b * T + t) * d + k];
+            assert_int_equal(sl_layer_step(L, c, u, next, yd, &err), SL_OK);
+            memcpy(c, next, (size_t)nc * sizeof *c);
+            for (int64_t k = 0; k < nc; k++) assert_close(st[(b * T + t) * nc + k], c[k], 1e-4, 1e-5);
+            for (int k = 0; k < d; k++) assert_close(y[(b * T + t) * d + k], yd[k], 1e-4, 1e-5);
+        }
+        for (int64_t k = 0; k < nc; k++) assert_close(carry[b * nc + k], c[k], 1e-4, 1e-5);
+    }
+    free(x); free(y); free(st); free(carry); free(c); free(next);
+    sl_model_free(m);
+}
+
 /* ------------------------------------------------------------ linear systems */
 static void check_family_linsys(const char *family, const char *cfg, double scale)
 {
@@ -675,6 +752,8 @@ int main(void)
         cmocka_unit_test(test_mamba_folders),
         cmocka_unit_test(test_conv_vs_recurrence),
         cmocka_unit_test(test_auto_long),
+        cmocka_unit_test(test_forward_states),
+        cmocka_unit_test(test_mamba_chunks),
         cmocka_unit_test(test_linsys_finite_differences),
         cmocka_unit_test(test_linsys_structure),
         cmocka_unit_test(test_eig_range),
