@@ -17,6 +17,9 @@ import time
 import torch
 from safetensors.torch import save_file
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_mamba  # noqa: E402  (the HF Mamba slow path, for the mamba rows)
+
 OUT = "bench/out"
 
 
@@ -60,6 +63,79 @@ for kind in ("rnn", "lstm", "gru"):
         CASES.append((kind, f"H={H} B={B} T={T}", lambda kind=kind, H=H, B=B, T=T: torch_rnn_case(kind, H, B, T), B, T))
 
 
+# ---------------------------------------------------------------- state-space families
+def lssl_rows(a, seqlab, bench, H=64, N=64, B=1, T=4096):
+    """LSSL (HiPPO-LegS, bilinear) with H channels of state N: seqlab's recurrence (algo 1)
+    against its convolution (algo 3), cold (kernel computed in the timed call) and warm
+    (kernel cached, as the layer keeps it); PyTorch's peer is an FFT convolution with the
+    same precomputed kernel."""
+    path = os.path.join(OUT, f"lssl_H{H}_N{N}.bin")
+    subprocess.run([seqlab, "init", "--family", "lssl", "--d-model", str(H), "--d-state", str(N), "-o", path],
+                   check=True, capture_output=True)
+    shape = f"H={H} N={N} B={B} T={T}"
+    rec = run_c([bench, "forward", path, str(B), str(T), str(a.threads), "1", str(a.repeat)])
+    cold = run_c([bench, "forward", path, str(B), str(T), str(a.threads), "3", "1"])
+    warm = run_c([bench, "forward", path, str(B), str(T), str(a.threads), "3", str(a.repeat)])
+    k = torch.randn(H, T, dtype=torch.float64)
+    x = torch.randn(B, T, H)
+
+    def fftconv():
+        with torch.no_grad():
+            kf = torch.fft.rfft(k, n=2 * T)
+            uf = torch.fft.rfft(x.double().transpose(1, 2), n=2 * T)
+            torch.fft.irfft(uf * kf, n=2 * T)[..., :T].transpose(1, 2).float()
+
+    t_torch = best_time(fftconv, repeat=a.repeat)
+    flops_rec = 2.0 * B * T * H * N * N
+    out = []
+    for algo, r, tt, note in (("recurrent", rec, None, ""),
+                              ("conv cold", cold, None, f"conv(cold)/rec {cold['seconds'] / rec['seconds']:.3f}"),
+                              ("conv warm", warm, t_torch, f"conv/rec {warm['seconds'] / rec['seconds']:.3f}")):
+        out.append(dict(family="lssl", shape=f"{shape} {algo}", seqlab_s=r["seconds"], torch_s=tt,
+                        ratio=(tt / r["seconds"]) if tt else None, gflops=flops_rec / r["seconds"] * 1e-9 if algo == "recurrent" else None,
+                        peak_frac=None, peak_rss_mb=r["peak_rss_mb"], note=note))
+    return out
+
+
+def mamba_rows(a, bench, dm=768, N=16, T=2048, batches=(1, 8)):
+    """One Mamba block (d_model 768, d_state 16, expand 2) against Hugging Face's slow path."""
+    t, cfg = torch_mamba.mamba_weights(dm, N)
+    path = os.path.join(OUT, f"mamba_{dm}.bin")
+    save_file({k: v.contiguous() for k, v in t.items()}, path,
+              metadata={"seqlab.family": "mamba", "seqlab.config": json.dumps(cfg)})
+    di, R = 2 * dm, cfg["dt_rank"]
+    out = []
+    for B in batches:
+        x = torch.randn(B, T, dm)
+
+        def fwd():
+            with torch.no_grad():
+                torch_mamba.forward(t, cfg, x)
+
+        try:
+            t_torch = best_time(fwd, repeat=max(1, a.repeat - 1))
+        except RuntimeError as e:   # the slow path materialises [B, d_inner, T, d_state] tensors
+            print(f"mamba B={B}: PyTorch failed: {e}", file=sys.stderr)
+            t_torch = None
+        r = run_c([bench, "forward", path, str(B), str(T), str(a.threads), "0", str(a.repeat)])
+        flops = 2.0 * B * T * (dm * 2 * di + di * (R + 2 * N) + R * di + di * dm) + 8.0 * B * T * di * N
+        out.append(dict(family="mamba", shape=f"d={dm} N={N} B={B} T={T}", seqlab_s=r["seconds"], torch_s=t_torch,
+                        ratio=(t_torch / r["seconds"]) if t_torch else None, gflops=flops / r["seconds"] * 1e-9,
+                        peak_frac=None, peak_rss_mb=r["peak_rss_mb"], note="vs HF slow path"))
+    return out
+
+
+def fmt_row(row, peak):
+    def ms(v):
+        return f"{v*1e3:>8.1f}ms" if v is not None else f"{'-':>10}"
+    ratio = f"{row['ratio']:>6.2f}x" if row.get("ratio") is not None else f"{'-':>7}"
+    gf = row.get("gflops")
+    gfs = f"{gf:>8.1f}" if gf is not None else f"{'-':>8}"
+    pk = f"{100 * gf / peak:>5.1f}%" if gf is not None else f"{'-':>6}"
+    return (f"{row['family']:<10} {row['shape']:<22} {ms(row['seqlab_s'])} {ms(row.get('torch_s'))} {ratio} {gfs} "
+            f"{pk} {row['peak_rss_mb']:>7.0f}  {row.get('note', '')}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench", required=True)
@@ -75,7 +151,8 @@ def main():
     peak = run_c([a.bench, "sgemm", "2048", str(a.threads)])
     print(f"sgemm peak (n=2048, {a.threads} threads): {peak['gflops']:.1f} GFLOP/s   torch {torch.__version__}")
     rows = []
-    hdr = f"{'family':<10} {'shape':<22} {'seqlab':>10} {'pytorch':>10} {'ratio':>7} {'GFLOP/s':>8} {'%peak':>6} {'RSS MB':>7}"
+    hdr = (f"{'family':<10} {'shape':<22} {'seqlab':>10} {'pytorch':>10} {'ratio':>7} {'GFLOP/s':>8} {'%peak':>6} "
+           f"{'RSS MB':>7}  note")
     print(hdr)
     print("-" * len(hdr))
     for fam, shape, make, B, T in CASES:
@@ -89,8 +166,15 @@ def main():
         row = dict(family=fam, shape=shape, seqlab_s=t_sl, torch_s=t_torch, ratio=t_torch / t_sl, gflops=gf,
                    peak_frac=gf / peak["gflops"], peak_rss_mb=r["peak_rss_mb"])
         rows.append(row)
-        print(f"{fam:<10} {shape:<22} {t_sl*1e3:>8.1f}ms {t_torch*1e3:>8.1f}ms {row['ratio']:>6.2f}x {gf:>8.1f} "
-              f"{100*row['peak_frac']:>5.1f}% {r['peak_rss_mb']:>7.0f}", flush=True)
+        print(fmt_row(row, peak["gflops"]), flush=True)
+    if not only or "lssl" in only:
+        for row in lssl_rows(a, a.seqlab, a.bench):
+            rows.append(row)
+            print(fmt_row(row, peak["gflops"]), flush=True)
+    if not only or "mamba" in only:
+        for row in mamba_rows(a, a.bench):
+            rows.append(row)
+            print(fmt_row(row, peak["gflops"]), flush=True)
     with open(os.path.join(OUT, "bench.json"), "w") as f:
         json.dump({"sgemm_peak_gflops": peak["gflops"], "threads": a.threads, "rows": rows}, f, indent=1)
 

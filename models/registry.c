@@ -8,11 +8,18 @@
 #include <string.h>
 
 extern const sl_family sl_family_rnn, sl_family_lstm, sl_family_gru;
+extern const sl_family sl_family_lssl, sl_family_s4d, sl_family_lru, sl_family_lmu,
+    sl_family_mamba;
 
 static const sl_family *const families[] = {
     &sl_family_rnn,
     &sl_family_lstm,
     &sl_family_gru,
+    &sl_family_lssl,
+    &sl_family_s4d,
+    &sl_family_lru,
+    &sl_family_lmu,
+    &sl_family_mamba,
 };
 
 size_t sl_family_count(void) { return sizeof families / sizeof families[0]; }
