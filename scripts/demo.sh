@@ -13,9 +13,7 @@ say() { printf '\n== %s\n' "$*"; }
 say "example models"
 "$SEQLAB" init --family lstm --input-size 4 --hidden-size 64 --seed 1 -o "$OUT/lstm.bin"
 "$SEQLAB" init --family rnn --leaky --tau 8 --input-size 4 --hidden-size 64 --seed 2 -o "$OUT/leaky_rnn.bin"
-if "$SEQLAB" help init | grep -q -- "--family lssl"; then
-  "$SEQLAB" init --family lssl --d-model 8 --d-state 32 --seed 3 -o "$OUT/lssl_legs.bin"
-fi
+"$SEQLAB" init --family lssl --measure legs --d-model 8 --d-state 32 --seed 3 -o "$OUT/lssl_legs.bin"
 
 say "seqlab spectrum (eigenvalues of every layer's transition)"
 for m in "$OUT"/*.bin; do
