@@ -1,0 +1,360 @@
+/*
+** Matrix-state scans: see matstate.h for the recurrences and the chunked
+** algorithms.
+**
+** Layout of the chunked workspace (floats, for chunk length C):
+**   A  [C, C]   intra-chunk scores (masked, decayed)
+**   X  [C, C]   delta rule: (I + N)^-1; gated: unused
+**   G  [C, dk]  cumulative log decay inside the chunk (scalar gates use C)
+**   Q1 [C, dk]  decayed queries;  K1 [C, dk] decayed keys;  K2 [C, dk] keys
+**   W  [C, dk]  delta rule: T diag(gamma) K
+**   U  [C, dv]  delta rule: the chunk's pseudo-values;  V1 [C, dv] beta . V
+**   r  [C]      one row of the triangular inverse
+** Exponentials go through ms_exp, a vectorisable expf (Cephes' polynomial,
+** within 2 ulp of expf, 0 below -87) so the decay masks cost little beside
+** the GEMMs.
+*/
+#include "matstate.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "util.h"
+
+#define MS_SUB 16          /* secondary chunk of the vector-gated form */
+#define MS_MAX_SPAN 60.0f  /* largest in-sub-chunk decay factored as two exponentials */
+
+#pragma omp declare simd
+static inline float ms_exp(float x)
+{
+    const float lo = -87.0f, hi = 88.0f;
+    float xc = x < lo ? lo : (x > hi ? hi : x);
+    float n = __builtin_floorf(xc * 1.44269504088896341f + 0.5f);
+    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { float f; int32_t i; } u;
+    u.i = ((int32_t)n + 127) << 23;
+    return x < lo ? 0.0f : p * u.f;
+}
+
+int64_t sl_ms_workspace(int64_t C, int64_t dk, int64_t dv) { return 2 * C * C + 5 * C * dk + 2 * C * dv + C + 16; }
+
+/* ------------------------------------------------------------ recurrent */
+void sl_ms_recurrent(const sl_ms_seq *s, float *tmp)
+{
+    const int64_t dk = s->dk, dv = s->dv;
+    float *S = s->S;
+    for (int64_t t = 0; t < s->T; t++) {
+        const float *q = s->q + t * s->ldq, *k = s->k + t * s->ldk, *v = s->v + t * s->ldv;
+        const float *g = s->g ? s->g + t * s->ldg : NULL;
+        float *o = s->o + t * s->ldo;
+        for (int64_t p = 0; p < dv; p++) o[p] = 0.0f;
+        if (s->beta) {
+            const float a = g ? ms_exp(g[0]) : 1.0f, b = s->beta[t * s->ldb];
+            for (int64_t p = 0; p < dv; p++) tmp[p] = 0.0f;
+            for (int64_t i = 0; i < dk; i++) {
+                const float ki = k[i], *Si = S + i * dv;
+#pragma omp simd
+                for (int64_t p = 0; p < dv; p++) tmp[p] += ki * Si[p];
+            }
+#pragma omp simd
+            for (int64_t p = 0; p < dv; p++) tmp[p] = b * (v[p] - a * tmp[p]);
+            for (int64_t i = 0; i < dk; i++) {
+                const float ki = k[i], qi = q[i];
+                float *Si = S + i * dv;
+#pragma omp simd
+                for (int64_t p = 0; p < dv; p++) {
+                    float x = a * Si[p] + ki * tmp[p];
+                    Si[p] = x;
+                    o[p] += qi * x;
+                }
+            }
+        } else {
+            const float a0 = g ? ms_exp(g[0]) : 1.0f;
+            for (int64_t i = 0; i < dk; i++) {
+                const float ai = (g && s->gdim > 1) ? ms_exp(g[i]) : a0, ki = k[i], qi = q[i];
+                float *Si = S + i * dv;
+#pragma omp simd
+                for (int64_t p = 0; p < dv; p++) {
+                    float x = ai * Si[p] + ki * v[p];
+                    Si[p] = x;
+                    o[p] += qi * x;
+                }
+            }
+        }
+#pragma omp simd
+        for (int64_t p = 0; p < dv; p++) o[p] *= s->scale;
+    }
+}
+
+/* ------------------------------------------------------------ reference */
+void sl_ms_reference(const sl_ms_seq *s)
+{
+    const int64_t dk = s->dk, dv = s->dv;
+    float *S = s->S;
+    double *u = malloc((size_t)(dv > 0 ? dv : 1) * sizeof *u);
+    if (!u) return;
+    for (int64_t t = 0; t < s->T; t++) {
+        const float *q = s->q + t * s->ldq, *k = s->k + t * s->ldk, *v = s->v + t * s->ldv;
+        const float *g = s->g ? s->g + t * s->ldg : NULL;
+        if (s->beta) {
+            const double a = g ? exp((double)g[0]) : 1.0, b = s->beta[t * s->ldb];
+            for (int64_t p = 0; p < dv; p++) {
+                double ks = 0;
+                for (int64_t i = 0; i < dk; i++) ks += (double)k[i] * S[i * dv + p];
+                u[p] = b * ((double)v[p] - a * ks);
+            }
+            for (int64_t i = 0; i < dk; i++)
+                for (int64_t p = 0; p < dv; p++) S[i * dv + p] = (float)(a * S[i * dv + p] + (double)k[i] * u[p]);
+        } else {
+            for (int64_t i = 0; i < dk; i++) {
+                double a = g ? exp((double)g[s->gdim > 1 ? i : 0]) : 1.0;
+                for (int64_t p = 0; p < dv; p++) S[i * dv + p] = (float)(a * S[i * dv + p] + (double)k[i] * v[p]);
+            }
+        }
+        for (int64_t p = 0; p < dv; p++) {
+            double acc = 0;
+            for (int64_t i = 0; i < dk; i++) acc += (double)q[i] * S[i * dv + p];
+            s->o[t * s->ldo + p] = (float)(s->scale * acc);
+        }
+    }
+    free(u);
+}
+
+/* ------------------------------------------------------------ chunked */
+typedef struct ms_work {
+    float *A, *X, *G, *Q1, *K1, *K2, *W, *U, *V1, *r;
+} ms_work;
+
+static ms_work ms_carve(float *w, int64_t C, int64_t dk, int64_t dv)
+{
+    ms_work m;
+    m.A = w; w += C * C;
+    m.X = w; w += C * C;
+    m.G = w; w += C * dk;
+    m.Q1 = w; w += C * dk;
+    m.K1 = w; w += C * dk;
+    m.K2 = w; w += C * dk;
+    m.W = w; w += C * dk;
+    m.U = w; w += C * dv;
+    m.V1 = w; w += C * dv;
+    m.r = w;
+    return m;
+}
+
+/* Scale n output rows by s->scale. */
+static void scale_rows(const sl_ms_seq *s, float *o, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float *r = o + i * s->ldo;
+#pragma omp simd
+        for (int64_t p = 0; p < s->dv; p++) r[p] *= s->scale;
+    }
+}
+
+/* Scalar or no gate, no delta rule. */
+static void chunk_gated_scalar(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work *w)
+{
+    const int64_t dk = s->dk, dv = s->dv;
+    const float *q = s->q + t0 * s->ldq, *k = s->k + t0 * s->ldk, *v = s->v + t0 * s->ldv;
+    float *o = s->o + t0 * s->ldo, *A = w->A, *G = w->G;
+    const int gated = s->g != NULL;
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        if (gated) acc += s->g[(t0 + i) * s->ldg];
+        G[i] = acc;
+    }
+    sl_sgemm(0, 1, n, n, dk, 1.0f, q, s->ldq, k, s->ldk, 0.0f, A, n);
+    for (int64_t i = 0; i < n; i++) {
+        float *Ai = A + i * n;
+        const float Gi = G[i];
+        if (gated) {
+#pragma omp simd
+            for (int64_t j = 0; j <= i; j++) Ai[j] *= ms_exp(Gi - G[j]);
+        }
+        for (int64_t j = i + 1; j < n; j++) Ai[j] = 0.0f;
+    }
+    sl_sgemm(0, 0, n, dv, n, 1.0f, A, n, v, s->ldv, 0.0f, o, s->ldo);
+    if (gated) {
+        for (int64_t i = 0; i < n; i++) {
+            const float e = ms_exp(G[i]);
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) w->Q1[i * dk + d] = e * q[i * s->ldq + d];
+        }
+        sl_sgemm(0, 0, n, dv, dk, 1.0f, w->Q1, dk, s->S, dv, 1.0f, o, s->ldo);
+    } else {
+        sl_sgemm(0, 0, n, dv, dk, 1.0f, q, s->ldq, s->S, dv, 1.0f, o, s->ldo);
+    }
+    scale_rows(s, o, n);
+    if (gated) {
+        const float Gl = G[n - 1], el = ms_exp(Gl);
+        for (int64_t i = 0; i < dk * dv; i++) s->S[i] *= el;
+        for (int64_t j = 0; j < n; j++) {
+            const float e = ms_exp(Gl - G[j]);
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) w->K1[j * dk + d] = e * k[j * s->ldk + d];
+        }
+        sl_sgemm(1, 0, dk, dv, n, 1.0f, w->K1, dk, v, s->ldv, 1.0f, s->S, dv);
+    } else {
+        sl_sgemm(1, 0, dk, dv, n, 1.0f, k, s->ldk, v, s->ldv, 1.0f, s->S, dv);
+    }
+}
+
+/* Per-key-dimension gate (GLA), secondary chunking. */
+static void chunk_gated_vector(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work *w)
+{
+    const int64_t dk = s->dk, dv = s->dv;
+    const float *q = s->q + t0 * s->ldq, *k = s->k + t0 * s->ldk, *v = s->v + t0 * s->ldv;
+    float *o = s->o + t0 * s->ldo, *A = w->A, *G = w->G;
+    for (int64_t i = 0; i < n; i++) {
+        const float *gi = s->g + (t0 + i) * s->ldg, *prev = i ? G + (i - 1) * dk : NULL;
+        for (int64_t d = 0; d < dk; d++) G[i * dk + d] = gi[d] + (prev ? prev[d] : 0.0f);
+    }
+    /* Inter-chunk: (q . exp(G_i)) S. */
+    for (int64_t i = 0; i < n; i++) {
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) w->Q1[i * dk + d] = q[i * s->ldq + d] * ms_exp(G[i * dk + d]);
+    }
+    sl_sgemm(0, 0, n, dv, dk, 1.0f, w->Q1, dk, s->S, dv, 0.0f, o, s->ldo);
+    /* Intra-chunk scores by sub-chunk rows, each against the point just before it. */
+    memset(A, 0, (size_t)(n * n) * sizeof *A);
+    for (int64_t i0 = 0; i0 < n; i0 += MS_SUB) {
+        const int64_t i1 = SL_MIN(n, i0 + MS_SUB), m = i1 - i0;
+        const float *ref = i0 ? G + (i0 - 1) * dk : NULL;
+        float span = 0.0f;
+        for (int64_t d = 0; d < dk; d++) span = fmaxf(span, (ref ? ref[d] : 0.0f) - G[(i1 - 1) * dk + d]);
+        const int64_t jmax = span <= MS_MAX_SPAN ? i1 : i0;
+        if (jmax > 0) {
+            for (int64_t i = i0; i < i1; i++) {
+#pragma omp simd
+                for (int64_t d = 0; d < dk; d++)
+                    w->Q1[(i - i0) * dk + d] = q[i * s->ldq + d] * ms_exp(G[i * dk + d] - (ref ? ref[d] : 0.0f));
+            }
+            for (int64_t j = 0; j < jmax; j++) {
+#pragma omp simd
+                for (int64_t d = 0; d < dk; d++)
+                    w->K1[j * dk + d] = k[j * s->ldk + d] * ms_exp((ref ? ref[d] : 0.0f) - G[j * dk + d]);
+            }
+            sl_sgemm(0, 1, m, jmax, dk, 1.0f, w->Q1, dk, w->K1, dk, 0.0f, A + i0 * n, n);
+        }
+        if (jmax == i0) {
+            /* Decay too steep to factor: exp(G_i - G_j) directly. */
+            for (int64_t i = i0; i < i1; i++)
+                for (int64_t j = i0; j <= i; j++) {
+                    float acc = 0.0f;
+                    for (int64_t d = 0; d < dk; d++)
+                        acc += q[i * s->ldq + d] * k[j * s->ldk + d] * ms_exp(G[i * dk + d] - G[j * dk + d]);
+                    A[i * n + j] = acc;
+                }
+        }
+        for (int64_t i = i0; i < i1; i++)
+            for (int64_t j = i + 1; j < i1; j++) A[i * n + j] = 0.0f;
+    }
+    sl_sgemm(0, 0, n, dv, n, 1.0f, A, n, v, s->ldv, 1.0f, o, s->ldo);
+    scale_rows(s, o, n);
+    /* State: S = diag(exp(G_last)) S + (K . exp(G_last - G_j))^T V. */
+    const float *Gl = G + (n - 1) * dk;
+    for (int64_t d = 0; d < dk; d++) {
+        const float e = ms_exp(Gl[d]);
+        float *Sd = s->S + d * dv;
+#pragma omp simd
+        for (int64_t p = 0; p < dv; p++) Sd[p] *= e;
+    }
+    for (int64_t j = 0; j < n; j++) {
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) w->K1[j * dk + d] = k[j * s->ldk + d] * ms_exp(Gl[d] - G[j * dk + d]);
+    }
+    sl_sgemm(1, 0, dk, dv, n, 1.0f, w->K1, dk, v, s->ldv, 1.0f, s->S, dv);
+}
+
+/* Delta rule with an optional scalar gate: the WY / UT transform. */
+static void chunk_delta(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work *w)
+{
+    const int64_t dk = s->dk, dv = s->dv;
+    const float *q = s->q + t0 * s->ldq, *k = s->k + t0 * s->ldk, *v = s->v + t0 * s->ldv;
+    const float *beta = s->beta + t0 * s->ldb;
+    float *o = s->o + t0 * s->ldo, *A = w->A, *X = w->X, *G = w->G, *r = w->r;
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        if (s->g) acc += s->g[(t0 + i) * s->ldg];
+        G[i] = acc;
+    }
+    /* X <- K K^T, A <- Q K^T. */
+    sl_sgemm(0, 1, n, n, dk, 1.0f, k, s->ldk, k, s->ldk, 0.0f, X, n);
+    sl_sgemm(0, 1, n, n, dk, 1.0f, q, s->ldq, k, s->ldk, 0.0f, A, n);
+    /* N_tj = beta_t gamma_t / gamma_j (k_t . k_j), j < t; X <- (I + N)^-1 row by row:
+    ** x_t = e_t - sum_{m<t} N_tm x_m. */
+    for (int64_t t = 0; t < n; t++) {
+        float *Xt = X + t * n;
+        const float bt = beta[t * s->ldb], Gt = G[t];
+        for (int64_t j = 0; j < t; j++) Xt[j] *= bt * ms_exp(Gt - G[j]);
+        for (int64_t j = 0; j < t; j++) r[j] = 0.0f;
+        for (int64_t m = 0; m < t; m++) {
+            const float c = Xt[m], *Xm = X + m * n;
+            if (c == 0.0f) continue;
+#pragma omp simd
+            for (int64_t j = 0; j < m; j++) r[j] -= c * Xm[j];
+            r[m] -= c;
+        }
+        for (int64_t j = 0; j < t; j++) Xt[j] = r[j];
+        Xt[t] = 1.0f;
+        for (int64_t j = t + 1; j < n; j++) Xt[j] = 0.0f;
+    }
+    /* V1 = beta . V, K2 = beta gamma . K; U = X V1, W = X K2. */
+    for (int64_t t = 0; t < n; t++) {
+        const float bt = beta[t * s->ldb], bg = bt * ms_exp(G[t]);
+#pragma omp simd
+        for (int64_t p = 0; p < dv; p++) w->V1[t * dv + p] = bt * v[t * s->ldv + p];
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) w->K2[t * dk + d] = bg * k[t * s->ldk + d];
+    }
+    sl_sgemm(0, 0, n, dv, n, 1.0f, X, n, w->V1, dv, 0.0f, w->U, dv);
+    sl_sgemm(0, 0, n, dk, n, 1.0f, X, n, w->K2, dk, 0.0f, w->W, dk);
+    /* U -= W S_0. */
+    sl_sgemm(0, 0, n, dv, dk, -1.0f, w->W, dk, s->S, dv, 1.0f, w->U, dv);
+    /* O = diag(gamma) Q S_0 + tril(Gamma . Q K^T) U. */
+    for (int64_t t = 0; t < n; t++) {
+        const float e = ms_exp(G[t]);
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) w->Q1[t * dk + d] = e * q[t * s->ldq + d];
+        float *At = A + t * n;
+        const float Gt = G[t];
+#pragma omp simd
+        for (int64_t j = 0; j <= t; j++) At[j] *= ms_exp(Gt - G[j]);
+        for (int64_t j = t + 1; j < n; j++) At[j] = 0.0f;
+    }
+    sl_sgemm(0, 0, n, dv, dk, 1.0f, w->Q1, dk, s->S, dv, 0.0f, o, s->ldo);
+    sl_sgemm(0, 0, n, dv, n, 1.0f, A, n, w->U, dv, 1.0f, o, s->ldo);
+    scale_rows(s, o, n);
+    /* S = gamma_n S_0 + (K . gamma_n / gamma_j)^T U. */
+    const float Gl = G[n - 1], el = ms_exp(Gl);
+    if (s->g)
+        for (int64_t i = 0; i < dk * dv; i++) s->S[i] *= el;
+    for (int64_t j = 0; j < n; j++) {
+        const float e = ms_exp(Gl - G[j]);
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) w->K1[j * dk + d] = e * k[j * s->ldk + d];
+    }
+    sl_sgemm(1, 0, dk, dv, n, 1.0f, w->K1, dk, w->U, dv, 1.0f, s->S, dv);
+}
+
+void sl_ms_chunked(const sl_ms_seq *s, int64_t C, float *work)
+{
+    if (C < 1) C = 64;
+    ms_work w = ms_carve(work, C, s->dk, s->dv);
+    for (int64_t t0 = 0; t0 < s->T; t0 += C) {
+        const int64_t n = SL_MIN(C, s->T - t0);
+        if (s->beta) chunk_delta(s, t0, n, &w);
+        else if (s->g && s->gdim > 1) chunk_gated_vector(s, t0, n, &w);
+        else chunk_gated_scalar(s, t0, n, &w);
+    }
+}
