@@ -46,7 +46,7 @@ static inline float ms_exp(float x)
     return x < lo ? 0.0f : p * u.f;
 }
 
-int64_t sl_ms_workspace(int64_t C, int64_t dk, int64_t dv) { return 2 * C * C + 5 * C * dk + 2 * C * dv + C + 16; }
+int64_t sl_ms_workspace(int64_t C, int64_t dk, int64_t dv) { return 2 * C * C + 5 * C * dk + 2 * C * dv + SL_MAX(C, dk) + 16; }
 
 /* ------------------------------------------------------------ recurrent */
 void sl_ms_recurrent(const sl_ms_seq *s, float *tmp)
@@ -209,43 +209,63 @@ static void chunk_gated_scalar(const sl_ms_seq *s, int64_t t0, int64_t n, ms_wor
     }
 }
 
-/* Per-key-dimension gate (GLA), secondary chunking. */
+/* Per-key-dimension gate (GLA), secondary chunking. With sub-chunks I, J of
+** MS_SUB rows, I0 the row before I's first and Je the last row of J:
+**   exp(G_i - G_j) = exp(G_i - G_I0) * exp(G_I0 - G_Je) * exp(G_Je - G_j)
+**                  =   Qh_i         *   D_IJ          *   Kh_j
+** Qh and Kh are formed once per row (exponents <= 0), D once per pair of
+** sub-chunks (<= 0 for J < I; for J = I it is the sub-chunk's own decay
+** span, >= 0, used only while below MS_MAX_SPAN). The inter-chunk query and
+** the state's key scaling reuse Qh and Kh with one exponential per sub-chunk. */
 static void chunk_gated_vector(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work *w)
 {
     const int64_t dk = s->dk, dv = s->dv;
     const float *q = s->q + t0 * s->ldq, *k = s->k + t0 * s->ldk, *v = s->v + t0 * s->ldv;
-    float *o = s->o + t0 * s->ldo, *A = w->A, *G = w->G;
+    float *o = s->o + t0 * s->ldo, *A = w->A, *G = w->G, *Qh = w->Q1, *Kh = w->K2, *KD = w->K1, *X = w->W;
+    float *e = w->r;   /* dk floats */
     for (int64_t i = 0; i < n; i++) {
         const float *gi = s->g + (t0 + i) * s->ldg, *prev = i ? G + (i - 1) * dk : NULL;
         for (int64_t d = 0; d < dk; d++) G[i * dk + d] = gi[d] + (prev ? prev[d] : 0.0f);
     }
-    /* Inter-chunk: (q . exp(G_i)) S. */
-    for (int64_t i = 0; i < n; i++) {
+    /* Qh, Kh per sub-chunk; X = q . exp(G_i) for the inter-chunk part. */
+    for (int64_t i0 = 0; i0 < n; i0 += MS_SUB) {
+        const int64_t i1 = SL_MIN(n, i0 + MS_SUB);
+        const float *ref = i0 ? G + (i0 - 1) * dk : NULL, *Ge = G + (i1 - 1) * dk;
+        for (int64_t i = i0; i < i1; i++) {
+            const float *Gi = G + i * dk;
 #pragma omp simd
-        for (int64_t d = 0; d < dk; d++) w->Q1[i * dk + d] = q[i * s->ldq + d] * ms_exp(G[i * dk + d]);
+            for (int64_t d = 0; d < dk; d++) {
+                Qh[i * dk + d] = q[i * s->ldq + d] * ms_exp(Gi[d] - (ref ? ref[d] : 0.0f));
+                Kh[i * dk + d] = k[i * s->ldk + d] * ms_exp(Ge[d] - Gi[d]);
+            }
+        }
+#pragma omp simd
+        for (int64_t d = 0; d < dk; d++) e[d] = ref ? ms_exp(ref[d]) : 1.0f;
+        for (int64_t i = i0; i < i1; i++) {
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) X[i * dk + d] = Qh[i * dk + d] * e[d];
+        }
     }
-    sl_sgemm(0, 0, n, dv, dk, 1.0f, w->Q1, dk, s->S, dv, 0.0f, o, s->ldo);
-    /* Intra-chunk scores by sub-chunk rows, each against the point just before it. */
+    sl_sgemm(0, 0, n, dv, dk, 1.0f, X, dk, s->S, dv, 0.0f, o, s->ldo);
+    /* Intra-chunk scores, one GEMM per row sub-chunk. */
     memset(A, 0, (size_t)(n * n) * sizeof *A);
     for (int64_t i0 = 0; i0 < n; i0 += MS_SUB) {
         const int64_t i1 = SL_MIN(n, i0 + MS_SUB), m = i1 - i0;
-        const float *ref = i0 ? G + (i0 - 1) * dk : NULL;
+        const float *ref = i0 ? G + (i0 - 1) * dk : NULL, *Gie = G + (i1 - 1) * dk;
         float span = 0.0f;
-        for (int64_t d = 0; d < dk; d++) span = fmaxf(span, (ref ? ref[d] : 0.0f) - G[(i1 - 1) * dk + d]);
+        for (int64_t d = 0; d < dk; d++) span = fmaxf(span, (ref ? ref[d] : 0.0f) - Gie[d]);
         const int64_t jmax = span <= MS_MAX_SPAN ? i1 : i0;
-        if (jmax > 0) {
-            for (int64_t i = i0; i < i1; i++) {
+        for (int64_t j0 = 0; j0 < jmax; j0 += MS_SUB) {
+            const int64_t j1 = SL_MIN(n, j0 + MS_SUB);
+            const float *Gje = G + (j1 - 1) * dk;
 #pragma omp simd
-                for (int64_t d = 0; d < dk; d++)
-                    w->Q1[(i - i0) * dk + d] = q[i * s->ldq + d] * ms_exp(G[i * dk + d] - (ref ? ref[d] : 0.0f));
-            }
-            for (int64_t j = 0; j < jmax; j++) {
+            for (int64_t d = 0; d < dk; d++) e[d] = ms_exp((ref ? ref[d] : 0.0f) - Gje[d]);
+            for (int64_t j = j0; j < j1; j++) {
 #pragma omp simd
-                for (int64_t d = 0; d < dk; d++)
-                    w->K1[j * dk + d] = k[j * s->ldk + d] * ms_exp((ref ? ref[d] : 0.0f) - G[j * dk + d]);
+                for (int64_t d = 0; d < dk; d++) KD[j * dk + d] = Kh[j * dk + d] * e[d];
             }
-            sl_sgemm(0, 1, m, jmax, dk, 1.0f, w->Q1, dk, w->K1, dk, 0.0f, A + i0 * n, n);
         }
+        if (jmax > 0) sl_sgemm(0, 1, m, jmax, dk, 1.0f, Qh + i0 * dk, dk, KD, dk, 0.0f, A + i0 * n, n);
         if (jmax == i0) {
             /* Decay too steep to factor: exp(G_i - G_j) directly. */
             for (int64_t i = i0; i < i1; i++)
@@ -261,19 +281,26 @@ static void chunk_gated_vector(const sl_ms_seq *s, int64_t t0, int64_t n, ms_wor
     }
     sl_sgemm(0, 0, n, dv, n, 1.0f, A, n, v, s->ldv, 1.0f, o, s->ldo);
     scale_rows(s, o, n);
-    /* State: S = diag(exp(G_last)) S + (K . exp(G_last - G_j))^T V. */
+    /* State: S = diag(exp(G_last)) S + (K . exp(G_last - G_j))^T V, with
+    ** exp(G_last - G_j) = exp(G_last - G_Je) Kh_j. */
     const float *Gl = G + (n - 1) * dk;
     for (int64_t d = 0; d < dk; d++) {
-        const float e = ms_exp(Gl[d]);
+        const float ed = ms_exp(Gl[d]);
         float *Sd = s->S + d * dv;
 #pragma omp simd
-        for (int64_t p = 0; p < dv; p++) Sd[p] *= e;
+        for (int64_t p = 0; p < dv; p++) Sd[p] *= ed;
     }
-    for (int64_t j = 0; j < n; j++) {
+    for (int64_t j0 = 0; j0 < n; j0 += MS_SUB) {
+        const int64_t j1 = SL_MIN(n, j0 + MS_SUB);
+        const float *Gje = G + (j1 - 1) * dk;
 #pragma omp simd
-        for (int64_t d = 0; d < dk; d++) w->K1[j * dk + d] = k[j * s->ldk + d] * ms_exp(Gl[d] - G[j * dk + d]);
+        for (int64_t d = 0; d < dk; d++) e[d] = ms_exp(Gl[d] - Gje[d]);
+        for (int64_t j = j0; j < j1; j++) {
+#pragma omp simd
+            for (int64_t d = 0; d < dk; d++) KD[j * dk + d] = Kh[j * dk + d] * e[d];
+        }
     }
-    sl_sgemm(1, 0, dk, dv, n, 1.0f, w->K1, dk, v, s->ldv, 1.0f, s->S, dv);
+    sl_sgemm(1, 0, dk, dv, n, 1.0f, KD, dk, v, s->ldv, 1.0f, s->S, dv);
 }
 
 /* Delta rule with an optional scalar gate: the WY / UT transform. */
@@ -296,7 +323,12 @@ static void chunk_delta(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work *w)
     for (int64_t t = 0; t < n; t++) {
         float *Xt = X + t * n;
         const float bt = beta[t * s->ldb], Gt = G[t];
-        for (int64_t j = 0; j < t; j++) Xt[j] *= bt * ms_exp(Gt - G[j]);
+        if (s->g) {
+#pragma omp simd
+            for (int64_t j = 0; j < t; j++) Xt[j] *= bt * ms_exp(Gt - G[j]);
+        } else {
+            for (int64_t j = 0; j < t; j++) Xt[j] *= bt;
+        }
         for (int64_t j = 0; j < t; j++) r[j] = 0.0f;
         for (int64_t m = 0; m < t; m++) {
             const float c = Xt[m], *Xm = X + m * n;
@@ -311,7 +343,7 @@ static void chunk_delta(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work *w)
     }
     /* V1 = beta . V, K2 = beta gamma . K; U = X V1, W = X K2. */
     for (int64_t t = 0; t < n; t++) {
-        const float bt = beta[t * s->ldb], bg = bt * ms_exp(G[t]);
+        const float bt = beta[t * s->ldb], bg = s->g ? bt * ms_exp(G[t]) : bt;
 #pragma omp simd
         for (int64_t p = 0; p < dv; p++) w->V1[t * dv + p] = bt * v[t * s->ldv + p];
 #pragma omp simd
@@ -323,28 +355,35 @@ static void chunk_delta(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work *w)
     sl_sgemm(0, 0, n, dv, dk, -1.0f, w->W, dk, s->S, dv, 1.0f, w->U, dv);
     /* O = diag(gamma) Q S_0 + tril(Gamma . Q K^T) U. */
     for (int64_t t = 0; t < n; t++) {
-        const float e = ms_exp(G[t]);
-#pragma omp simd
-        for (int64_t d = 0; d < dk; d++) w->Q1[t * dk + d] = e * q[t * s->ldq + d];
         float *At = A + t * n;
         const float Gt = G[t];
+        if (s->g) {
+            const float e = ms_exp(Gt);
 #pragma omp simd
-        for (int64_t j = 0; j <= t; j++) At[j] *= ms_exp(Gt - G[j]);
+            for (int64_t d = 0; d < dk; d++) w->Q1[t * dk + d] = e * q[t * s->ldq + d];
+#pragma omp simd
+            for (int64_t j = 0; j <= t; j++) At[j] *= ms_exp(Gt - G[j]);
+        }
         for (int64_t j = t + 1; j < n; j++) At[j] = 0.0f;
     }
-    sl_sgemm(0, 0, n, dv, dk, 1.0f, w->Q1, dk, s->S, dv, 0.0f, o, s->ldo);
+    if (s->g) sl_sgemm(0, 0, n, dv, dk, 1.0f, w->Q1, dk, s->S, dv, 0.0f, o, s->ldo);
+    else sl_sgemm(0, 0, n, dv, dk, 1.0f, q, s->ldq, s->S, dv, 0.0f, o, s->ldo);
     sl_sgemm(0, 0, n, dv, n, 1.0f, A, n, w->U, dv, 1.0f, o, s->ldo);
     scale_rows(s, o, n);
     /* S = gamma_n S_0 + (K . gamma_n / gamma_j)^T U. */
     const float Gl = G[n - 1], el = ms_exp(Gl);
     if (s->g)
         for (int64_t i = 0; i < dk * dv; i++) s->S[i] *= el;
-    for (int64_t j = 0; j < n; j++) {
-        const float e = ms_exp(Gl - G[j]);
+    if (s->g) {
+        for (int64_t j = 0; j < n; j++) {
+            const float e = ms_exp(Gl - G[j]);
 #pragma omp simd
-        for (int64_t d = 0; d < dk; d++) w->K1[j * dk + d] = e * k[j * s->ldk + d];
+            for (int64_t d = 0; d < dk; d++) w->K1[j * dk + d] = e * k[j * s->ldk + d];
+        }
+        sl_sgemm(1, 0, dk, dv, n, 1.0f, w->K1, dk, w->U, dv, 1.0f, s->S, dv);
+    } else {
+        sl_sgemm(1, 0, dk, dv, n, 1.0f, k, s->ldk, w->U, dv, 1.0f, s->S, dv);
     }
-    sl_sgemm(1, 0, dk, dv, n, 1.0f, w->K1, dk, w->U, dv, 1.0f, s->S, dv);
 }
 
 void sl_ms_chunked(const sl_ms_seq *s, int64_t C, float *work)
