@@ -560,11 +560,14 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
                 memcpy(fb.O + r * im->cv, Y3 + r * im->cc + im->cq + im->ck, (size_t)im->cv * sizeof(float));
             }
         }
+#pragma omp parallel for if (BT > 256) schedule(static)
         for (int64_t i = 0; i < BT * wq; i++) {
             fb.Q[i] = act_f(p->fmap, act_f(p->act[0], fb.Q[i]));
             fb.K[i] = act_f(p->fmap, act_f(p->act[1], fb.K[i]));
         }
+#pragma omp parallel for if (BT > 256) schedule(static)
         for (int64_t i = 0; i < BT * H * dv; i++) fb.V[i] = act_f(p->act[2], fb.O[i]);
+#pragma omp parallel for if (BT > 256) schedule(static)
         for (int64_t r = 0; r < BT; r++)
             for (int64_t h = 0; h < H; h++) {
                 norm_f(p->q_norm, dk, fb.Q + r * wq + h * dk);
@@ -574,6 +577,7 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
             const int64_t hf = dk / 2;
             for (int64_t b = 0; b < B; b++) {
                 const double p0 = carry[b * nc + im->off_pos];
+#pragma omp parallel for if (T > 256) schedule(static)
                 for (int64_t t = 0; t < T; t++)
                     for (int64_t j = 0; j < hf; j++) {
                         const double a = (p0 + (double)t) * im->inv_freq[j];
@@ -595,6 +599,7 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
                 for (int64_t h = 0; h < H; h++) fb.G[r * H + h] = (float)im->log_gamma[h];
         } else if (p->kind == SL_MB_GDN) {
             rows_linear(BT, hid, H, fb.xn, p->wa, NULL, fb.G);
+#pragma omp parallel for if (BT > 256) schedule(static)
             for (int64_t r = 0; r < BT; r++)
                 for (int64_t h = 0; h < H; h++)
                     fb.G[r * H + h] = -expf(p->A_log[h]) * sl_softplusf(fb.G[r * H + h] + p->dt_bias[h]);
@@ -603,6 +608,7 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
             rows_linear(BT, hid, p->gk_rank, fb.xn, p->gk0, NULL, R);
             rows_linear(BT, p->gk_rank, H * dk, R, p->gk1, p->gk1_b, fb.G);
             const float nrm = (float)p->gk_normalizer, cmin = (float)p->clamp_min;
+#pragma omp parallel for if (BT > 256) schedule(static)
             for (int64_t i = 0; i < BT * H * dk; i++) {
                 float gv = sl_logsigmoidf(fb.G[i]) / nrm;
                 fb.G[i] = (p->has_clamp && gv < cmin) ? cmin : gv;
@@ -649,6 +655,7 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
     if (heads) memcpy(heads, fb.O, (size_t)(BT * wv) * sizeof *heads);
     /* Output stage -> att [BT, hid]. */
     if (p->kind == SL_MB_MLSTM) {
+#pragma omp parallel for if (BT > 256) schedule(static)
         for (int64_t r = 0; r < BT; r++)
             for (int64_t h = 0; h < H; h++) {
                 float *oh = fb.O + r * wv + h * ds, *oc = fb.O2 + r * I + h * dv;
@@ -666,6 +673,7 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
             }
         rows_linear(BT, I, hid, fb.O2, p->down_w, p->down_b, fb.att);
     } else {
+#pragma omp parallel for if (BT > 256) schedule(static)
         for (int64_t r = 0; r < BT; r++)
             for (int64_t h = 0; h < H; h++) {
                 float *oh = fb.O + r * wv + h * ds, *oc = fb.O2 + r * H * dv + h * dv;
@@ -680,11 +688,13 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
         rows_linear(BT, H * dv, hid, fb.O2, p->wo, NULL, fb.att);
     }
     /* Residual and MLP. */
+#pragma omp parallel for if (BT > 256) schedule(static)
     for (int64_t i = 0; i < BT * hid; i++) fb.hcur[i] = f->x[i] + fb.att[i];
     float *hn = fb.xn, *GA = fb.X3, *UP = fb.X3 + BT * p->inter;
     sl_rmsnorm_f32(BT, hid, fb.hcur, p->mlp_norm, (float)p->eps, hn);
     rows_linear(BT, hid, p->inter, hn, p->w_gate, NULL, GA);
     rows_linear(BT, hid, p->inter, hn, p->w_up, NULL, UP);
+#pragma omp parallel for if (BT > 256) schedule(static)
     for (int64_t i = 0; i < BT * p->inter; i++) GA[i] = sl_siluf(GA[i]) * UP[i];
     rows_linear(BT, p->inter, hid, GA, p->w_down, NULL, f->y);
     for (int64_t i = 0; i < BT * hid; i++) f->y[i] += fb.hcur[i];
