@@ -480,7 +480,7 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
     const int64_t B = f->B, T = f->T, BT = B * T, H = p->H, dk = p->dk, dv = p->dv, ds = im->ds, hid = p->hid;
     const int64_t nc = L->n_carry, I = p->inner;
     const int64_t wq = H * dk, wv = H * ds, gd = p->kind == SL_MB_GLA ? dk : 1;
-    const int64_t wx = SL_MAX(p->kind == SL_MB_MLSTM ? 2 * I : im->cc, p->inter * 2);
+    const int64_t wx = SL_MAX(SL_MAX(p->kind == SL_MB_MLSTM ? 2 * I : im->cc, p->inter * 2), p->gk_rank);
     const int64_t nh = p->conv_k > 1 ? (p->conv_k - 1) * im->cc : 0;
     size_t sizes[16] = { (size_t)(BT * hid), (size_t)(BT * wq), (size_t)(BT * wq), (size_t)(BT * wv),
                          (size_t)(BT * H * gd), (size_t)(BT * H), (size_t)(BT * H * dv), (size_t)(BT * (I + 1)),

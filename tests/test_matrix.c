@@ -442,6 +442,48 @@ static void test_states_output(void **state)
     }
 }
 
+/* Running T1 steps then T2 more with the carry equals running T1 + T2 at once
+** (state, short-conv history, RetNet's position, mLSTM's stabiliser). */
+static void test_carry_continues(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < SL_ARRAY_LEN(long_cfgs); c++) {
+        sl_model *m = make_model(long_cfgs[c][0], long_cfgs[c][1], 9, 5.0);
+        const sl_layer *L = m->layers[0];
+        const int64_t B = 2, T1 = 37, T2 = 70, T = T1 + T2, hid = L->n_in, nc = L->n_carry;
+        float *x = malloc((size_t)(B * T * hid) * sizeof *x), *y = malloc((size_t)(B * T * hid) * sizeof *y);
+        float *xa = malloc((size_t)(B * T1 * hid) * sizeof *xa), *xb = malloc((size_t)(B * T2 * hid) * sizeof *xb);
+        float *ya = malloc((size_t)(B * T1 * hid) * sizeof *ya), *yb = malloc((size_t)(B * T2 * hid) * sizeof *yb);
+        float *c0 = calloc((size_t)(B * nc), sizeof(float)), *c1 = calloc((size_t)(B * nc), sizeof(float));
+        uint64_t r = 31;
+        for (int64_t i = 0; i < B * T * hid; i++) x[i] = (float)sl_test_uniform(&r, -1, 1);
+        for (int64_t b = 0; b < B; b++) {
+            memcpy(xa + b * T1 * hid, x + b * T * hid, (size_t)(T1 * hid) * sizeof *x);
+            memcpy(xb + b * T2 * hid, x + (b * T + T1) * hid, (size_t)(T2 * hid) * sizeof *x);
+        }
+        const int algos[2] = { SL_ALGO_RECURRENT, SL_ALGO_CHUNKED };
+        sl_err err = { 0 };
+        for (int a = 0; a < 2; a++) {
+            memset(c0, 0, (size_t)(B * nc) * sizeof(float));
+            memset(c1, 0, (size_t)(B * nc) * sizeof(float));
+            sl_fwd f = { .B = B, .T = T, .x = x, .y = y, .carry = c0, .algo = algos[a], .chunk = 16 };
+            sl_fwd fa = { .B = B, .T = T1, .x = xa, .y = ya, .carry = c1, .algo = algos[a], .chunk = 16 };
+            sl_fwd fb = { .B = B, .T = T2, .x = xb, .y = yb, .carry = c1, .algo = algos[a], .chunk = 16 };
+            assert_int_equal(sl_layer_forward(L, &f, &err), SL_OK);
+            assert_int_equal(sl_layer_forward(L, &fa, &err), SL_OK);
+            assert_int_equal(sl_layer_forward(L, &fb, &err), SL_OK);
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t t = 0; t < T2; t++)
+                    for (int64_t j = 0; j < hid; j++)
+                        assert_close(yb[(b * T2 + t) * hid + j], y[(b * T + T1 + t) * hid + j], 1e-5, 1e-5);
+            for (int64_t i = 0; i < B * nc; i++) assert_close(c1[i], c0[i], 1e-5, 1e-5);
+        }
+        fprintf(stderr, "%s: carry continues across calls (recurrent and chunked)\n", long_cfgs[c][0]);
+        free(x); free(y); free(xa); free(xb); free(ya); free(yb); free(c0); free(c1);
+        sl_model_free(m);
+    }
+}
+
 static void test_hf_folder(void **state)
 {
     (void)state;
@@ -528,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_negative_eigenvalue),
         cmocka_unit_test(test_implicit_attention),
         cmocka_unit_test(test_states_output),
+        cmocka_unit_test(test_carry_continues),
         cmocka_unit_test(test_hf_folder),
         cmocka_unit_test(test_init_run_every_family),
         cmocka_unit_test(test_bad_configs),
