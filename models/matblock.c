@@ -914,7 +914,7 @@ int sl_mb_common_config(sl_model *m, int64_t dflt_heads, double dflt_eps, sl_mb_
     json_object_set_new(m->config, "hidden_size", json_integer(c->hid));
     json_object_set_new(m->config, "num_heads", json_integer(c->H));
     json_object_set_new(m->config, "num_hidden_layers", json_integer(c->L));
-    json_object_set_new(m->config, "norm_eps", json_real(c->eps));
+    if (!json_object_get(m->config, "norm_eps")) json_object_set_new(m->config, "norm_eps", json_real(c->eps));
     return SL_OK;
 }
 
@@ -954,7 +954,7 @@ int sl_mb_init_common(json_t *cfg, int64_t dflt_heads, double dflt_eps, sl_mb_co
     json_object_set_new(cfg, "hidden_size", json_integer(c->hid));
     json_object_set_new(cfg, "num_heads", json_integer(c->H));
     json_object_set_new(cfg, "num_hidden_layers", json_integer(c->L));
-    json_object_set_new(cfg, "norm_eps", json_real(c->eps));
+    if (!json_object_get(cfg, "norm_eps")) json_object_set_new(cfg, "norm_eps", json_real(c->eps));
     return SL_OK;
 }
 
