@@ -3,13 +3,15 @@
 ** algorithms.
 **
 ** Layout of the chunked workspace (floats, for chunk length C):
-**   A  [C, C]   intra-chunk scores (masked, decayed)
-**   X  [C, C]   delta rule: (I + N)^-1; gated: unused
-**   G  [C, dk]  cumulative log decay inside the chunk (scalar gates use C)
-**   Q1 [C, dk]  decayed queries;  K1 [C, dk] decayed keys;  K2 [C, dk] keys
-**   W  [C, dk]  delta rule: T diag(gamma) K
-**   U  [C, dv]  delta rule: the chunk's pseudo-values;  V1 [C, dv] beta . V
-**   r  [C]      one row of the triangular inverse
+**   A  [C, C], X [C, C]   scores; the delta rule uses them as one [2C, C] block
+**                         [K K^T; Q K^T] (one GEMM), then X = (I + N)^-1
+**   G  [C, dk]            cumulative log decay inside the chunk (scalar gates use C)
+**   Q1, K1, K2, W [C, dk] decayed queries and keys (GLA: Qh, KD, Kh, X); the
+**                         delta rule stacks [K; Q] in Q1 and K1
+**   U, V1 [C, dv]         spare
+**   VK, UW [C, dv + dk]   delta rule: [beta . V | beta gamma . K] and
+**                         [U | W] = X VK, so one GEMM gives both
+**   r  [max(C, dk)]       a row of the triangular inverse; GLA: a decay vector
 ** Exponentials go through ms_exp, a vectorisable expf (Cephes' polynomial,
 ** within 2 ulp of expf, 0 below -87) so the decay masks cost little beside
 ** the GEMMs.
@@ -46,7 +48,10 @@ static inline float ms_exp(float x)
     return x < lo ? 0.0f : p * u.f;
 }
 
-int64_t sl_ms_workspace(int64_t C, int64_t dk, int64_t dv) { return 2 * C * C + 5 * C * dk + 2 * C * dv + SL_MAX(C, dk) + 16; }
+int64_t sl_ms_workspace(int64_t C, int64_t dk, int64_t dv)
+{
+    return 2 * C * C + 5 * C * dk + 2 * C * dv + 2 * C * (dk + dv) + SL_MAX(C, dk) + 16;
+}
 
 /* ------------------------------------------------------------ recurrent */
 void sl_ms_recurrent(const sl_ms_seq *s, float *tmp)
@@ -132,7 +137,7 @@ void sl_ms_reference(const sl_ms_seq *s)
 
 /* ------------------------------------------------------------ chunked */
 typedef struct ms_work {
-    float *A, *X, *G, *Q1, *K1, *K2, *W, *U, *V1, *r;
+    float *A, *X, *G, *Q1, *K1, *K2, *W, *U, *V1, *VK, *UW, *r;
 } ms_work;
 
 static ms_work ms_carve(float *w, int64_t C, int64_t dk, int64_t dv)
@@ -147,6 +152,8 @@ static ms_work ms_carve(float *w, int64_t C, int64_t dk, int64_t dv)
     m.W = w; w += C * dk;
     m.U = w; w += C * dv;
     m.V1 = w; w += C * dv;
+    m.VK = w; w += C * (dk + dv);
+    m.UW = w; w += C * (dk + dv);
     m.r = w;
     return m;
 }
@@ -309,15 +316,20 @@ static void chunk_delta(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work *w)
     const int64_t dk = s->dk, dv = s->dv;
     const float *q = s->q + t0 * s->ldq, *k = s->k + t0 * s->ldk, *v = s->v + t0 * s->ldv;
     const float *beta = s->beta + t0 * s->ldb;
-    float *o = s->o + t0 * s->ldo, *A = w->A, *X = w->X, *G = w->G, *r = w->r;
+    const int64_t lw = dv + dk;
+    float *o = s->o + t0 * s->ldo, *G = w->G, *r = w->r, *KQ = w->Q1;
+    float *X = w->A, *A = w->A + n * n, *U = w->UW, *W = w->UW + dv;
     float acc = 0.0f;
     for (int64_t i = 0; i < n; i++) {
         if (s->g) acc += s->g[(t0 + i) * s->ldg];
         G[i] = acc;
     }
-    /* X <- K K^T, A <- Q K^T. */
-    sl_sgemm(0, 1, n, n, dk, 1.0f, k, s->ldk, k, s->ldk, 0.0f, X, n);
-    sl_sgemm(0, 1, n, n, dk, 1.0f, q, s->ldq, k, s->ldk, 0.0f, A, n);
+    /* [X; A] <- [K; Q] K^T in one GEMM. */
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(KQ + i * dk, k + i * s->ldk, (size_t)dk * sizeof *KQ);
+        memcpy(KQ + (n + i) * dk, q + i * s->ldq, (size_t)dk * sizeof *KQ);
+    }
+    sl_sgemm(0, 1, 2 * n, n, dk, 1.0f, KQ, dk, k, s->ldk, 0.0f, X, n);
     /* N_tj = beta_t gamma_t / gamma_j (k_t . k_j), j < t; X <- (I + N)^-1 row by row:
     ** x_t = e_t - sum_{m<t} N_tm x_m. */
     for (int64_t t = 0; t < n; t++) {
@@ -341,18 +353,18 @@ static void chunk_delta(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work *w)
         Xt[t] = 1.0f;
         for (int64_t j = t + 1; j < n; j++) Xt[j] = 0.0f;
     }
-    /* V1 = beta . V, K2 = beta gamma . K; U = X V1, W = X K2. */
+    /* VK = [beta . V | beta gamma . K]; [U | W] = X VK. */
     for (int64_t t = 0; t < n; t++) {
         const float bt = beta[t * s->ldb], bg = s->g ? bt * ms_exp(G[t]) : bt;
+        float *vk = w->VK + t * lw;
 #pragma omp simd
-        for (int64_t p = 0; p < dv; p++) w->V1[t * dv + p] = bt * v[t * s->ldv + p];
+        for (int64_t p = 0; p < dv; p++) vk[p] = bt * v[t * s->ldv + p];
 #pragma omp simd
-        for (int64_t d = 0; d < dk; d++) w->K2[t * dk + d] = bg * k[t * s->ldk + d];
+        for (int64_t d = 0; d < dk; d++) vk[dv + d] = bg * k[t * s->ldk + d];
     }
-    sl_sgemm(0, 0, n, dv, n, 1.0f, X, n, w->V1, dv, 0.0f, w->U, dv);
-    sl_sgemm(0, 0, n, dk, n, 1.0f, X, n, w->K2, dk, 0.0f, w->W, dk);
+    sl_sgemm(0, 0, n, lw, n, 1.0f, X, n, w->VK, lw, 0.0f, w->UW, lw);
     /* U -= W S_0. */
-    sl_sgemm(0, 0, n, dv, dk, -1.0f, w->W, dk, s->S, dv, 1.0f, w->U, dv);
+    sl_sgemm(0, 0, n, dv, dk, -1.0f, W, lw, s->S, dv, 1.0f, U, lw);
     /* O = diag(gamma) Q S_0 + tril(Gamma . Q K^T) U. */
     for (int64_t t = 0; t < n; t++) {
         float *At = A + t * n;
@@ -368,7 +380,7 @@ static void chunk_delta(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work *w)
     }
     if (s->g) sl_sgemm(0, 0, n, dv, dk, 1.0f, w->Q1, dk, s->S, dv, 0.0f, o, s->ldo);
     else sl_sgemm(0, 0, n, dv, dk, 1.0f, q, s->ldq, s->S, dv, 0.0f, o, s->ldo);
-    sl_sgemm(0, 0, n, dv, n, 1.0f, A, n, w->U, dv, 1.0f, o, s->ldo);
+    sl_sgemm(0, 0, n, dv, n, 1.0f, A, n, U, lw, 1.0f, o, s->ldo);
     scale_rows(s, o, n);
     /* S = gamma_n S_0 + (K . gamma_n / gamma_j)^T U. */
     const float Gl = G[n - 1], el = ms_exp(Gl);
@@ -380,9 +392,9 @@ static void chunk_delta(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work *w)
 #pragma omp simd
             for (int64_t d = 0; d < dk; d++) w->K1[j * dk + d] = e * k[j * s->ldk + d];
         }
-        sl_sgemm(1, 0, dk, dv, n, 1.0f, w->K1, dk, w->U, dv, 1.0f, s->S, dv);
+        sl_sgemm(1, 0, dk, dv, n, 1.0f, w->K1, dk, U, lw, 1.0f, s->S, dv);
     } else {
-        sl_sgemm(1, 0, dk, dv, n, 1.0f, k, s->ldk, w->U, dv, 1.0f, s->S, dv);
+        sl_sgemm(1, 0, dk, dv, n, 1.0f, k, s->ldk, U, lw, 1.0f, s->S, dv);
     }
 }
 
