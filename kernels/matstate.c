@@ -12,10 +12,15 @@
 **   VK, UW [C, dv + dk]   delta rule: [beta . V | beta gamma . K] and
 **                         [U | W] = X VK, so one GEMM gives both
 **   r  [max(C, dk)]       a row of the triangular inverse; GLA: a decay vector
+**   z  [dk]               zeros (GLA: the log decay before the first row)
 ** Exponentials go through ms_exp, a vectorisable expf (Cephes' polynomial,
-** within 2 ulp of expf, 0 below -87) so the decay masks cost little beside
-** the GEMMs.
+** within 2 ulp of expf, 0 below -87; the file is built without trapping math
+** so its clamps if-convert) and the decay masks cost little beside the GEMMs.
 */
+/* Float compares may not trap here (nothing reads the FP exception flags), so
+** GCC can if-convert ms_exp's clamps and vectorise the exponential loops. */
+#pragma GCC optimize("no-trapping-math")
+
 #include "matstate.h"
 
 #include <math.h>
@@ -50,7 +55,7 @@ static inline float ms_exp(float x)
 
 int64_t sl_ms_workspace(int64_t C, int64_t dk, int64_t dv)
 {
-    return 2 * C * C + 5 * C * dk + 2 * C * dv + 2 * C * (dk + dv) + SL_MAX(C, dk) + 16;
+    return 2 * C * C + 5 * C * dk + 2 * C * dv + 2 * C * (dk + dv) + SL_MAX(C, dk) + dk + 16;
 }
 
 /* ------------------------------------------------------------ recurrent */
@@ -85,8 +90,13 @@ void sl_ms_recurrent(const sl_ms_seq *s, float *tmp)
             }
         } else {
             const float a0 = g ? ms_exp(g[0]) : 1.0f;
+            float *av = tmp + dv;
+            if (g && s->gdim > 1) {
+#pragma omp simd
+                for (int64_t i = 0; i < dk; i++) av[i] = ms_exp(g[i]);
+            }
             for (int64_t i = 0; i < dk; i++) {
-                const float ai = (g && s->gdim > 1) ? ms_exp(g[i]) : a0, ki = k[i], qi = q[i];
+                const float ai = (g && s->gdim > 1) ? av[i] : a0, ki = k[i], qi = q[i];
                 float *Si = S + i * dv;
 #pragma omp simd
                 for (int64_t p = 0; p < dv; p++) {
@@ -137,7 +147,7 @@ void sl_ms_reference(const sl_ms_seq *s)
 
 /* ------------------------------------------------------------ chunked */
 typedef struct ms_work {
-    float *A, *X, *G, *Q1, *K1, *K2, *W, *U, *V1, *VK, *UW, *r;
+    float *A, *X, *G, *Q1, *K1, *K2, *W, *U, *V1, *VK, *UW, *r, *z;
 } ms_work;
 
 static ms_work ms_carve(float *w, int64_t C, int64_t dk, int64_t dv)
@@ -154,7 +164,9 @@ static ms_work ms_carve(float *w, int64_t C, int64_t dk, int64_t dv)
     m.V1 = w; w += C * dv;
     m.VK = w; w += C * (dk + dv);
     m.UW = w; w += C * (dk + dv);
-    m.r = w;
+    m.r = w; w += SL_MAX(C, dk);
+    m.z = w;
+    memset(m.z, 0, (size_t)dk * sizeof *m.z);
     return m;
 }
 
@@ -217,7 +229,8 @@ static void chunk_gated_scalar(const sl_ms_seq *s, int64_t t0, int64_t n, ms_wor
 }
 
 /* Per-key-dimension gate (GLA), secondary chunking. With sub-chunks I, J of
-** MS_SUB rows, I0 the row before I's first and Je the last row of J:
+** MS_SUB rows (or the whole chunk as one when its decay spans less than
+** e^MS_MAX_SPAN), I0 the row before I's first and Je the last row of J:
 **   exp(G_i - G_j) = exp(G_i - G_I0) * exp(G_I0 - G_Je) * exp(G_Je - G_j)
 **                  =   Qh_i         *   D_IJ          *   Kh_j
 ** Qh and Kh are formed once per row (exponents <= 0), D once per pair of
@@ -234,20 +247,24 @@ static void chunk_gated_vector(const sl_ms_seq *s, int64_t t0, int64_t n, ms_wor
         const float *gi = s->g + (t0 + i) * s->ldg, *prev = i ? G + (i - 1) * dk : NULL;
         for (int64_t d = 0; d < dk; d++) G[i * dk + d] = gi[d] + (prev ? prev[d] : 0.0f);
     }
+    /* One sub-chunk for the whole chunk when its decay allows, else MS_SUB rows. */
+    float cspan = 0.0f;
+    for (int64_t d = 0; d < dk; d++) cspan = fmaxf(cspan, -G[(n - 1) * dk + d]);
+    const int64_t sub = cspan <= MS_MAX_SPAN ? n : MS_SUB;
     /* Qh, Kh per sub-chunk; X = q . exp(G_i) for the inter-chunk part. */
-    for (int64_t i0 = 0; i0 < n; i0 += MS_SUB) {
-        const int64_t i1 = SL_MIN(n, i0 + MS_SUB);
-        const float *ref = i0 ? G + (i0 - 1) * dk : NULL, *Ge = G + (i1 - 1) * dk;
+    for (int64_t i0 = 0; i0 < n; i0 += sub) {
+        const int64_t i1 = SL_MIN(n, i0 + sub);
+        const float *ref = i0 ? G + (i0 - 1) * dk : w->z, *Ge = G + (i1 - 1) * dk;
         for (int64_t i = i0; i < i1; i++) {
             const float *Gi = G + i * dk;
 #pragma omp simd
             for (int64_t d = 0; d < dk; d++) {
-                Qh[i * dk + d] = q[i * s->ldq + d] * ms_exp(Gi[d] - (ref ? ref[d] : 0.0f));
+                Qh[i * dk + d] = q[i * s->ldq + d] * ms_exp(Gi[d] - ref[d]);
                 Kh[i * dk + d] = k[i * s->ldk + d] * ms_exp(Ge[d] - Gi[d]);
             }
         }
 #pragma omp simd
-        for (int64_t d = 0; d < dk; d++) e[d] = ref ? ms_exp(ref[d]) : 1.0f;
+        for (int64_t d = 0; d < dk; d++) e[d] = ms_exp(ref[d]);
         for (int64_t i = i0; i < i1; i++) {
 #pragma omp simd
             for (int64_t d = 0; d < dk; d++) X[i * dk + d] = Qh[i * dk + d] * e[d];
@@ -256,17 +273,17 @@ static void chunk_gated_vector(const sl_ms_seq *s, int64_t t0, int64_t n, ms_wor
     sl_sgemm(0, 0, n, dv, dk, 1.0f, X, dk, s->S, dv, 0.0f, o, s->ldo);
     /* Intra-chunk scores, one GEMM per row sub-chunk. */
     memset(A, 0, (size_t)(n * n) * sizeof *A);
-    for (int64_t i0 = 0; i0 < n; i0 += MS_SUB) {
-        const int64_t i1 = SL_MIN(n, i0 + MS_SUB), m = i1 - i0;
-        const float *ref = i0 ? G + (i0 - 1) * dk : NULL, *Gie = G + (i1 - 1) * dk;
+    for (int64_t i0 = 0; i0 < n; i0 += sub) {
+        const int64_t i1 = SL_MIN(n, i0 + sub), m = i1 - i0;
+        const float *ref = i0 ? G + (i0 - 1) * dk : w->z, *Gie = G + (i1 - 1) * dk;
         float span = 0.0f;
-        for (int64_t d = 0; d < dk; d++) span = fmaxf(span, (ref ? ref[d] : 0.0f) - Gie[d]);
+        for (int64_t d = 0; d < dk; d++) span = fmaxf(span, ref[d] - Gie[d]);
         const int64_t jmax = span <= MS_MAX_SPAN ? i1 : i0;
-        for (int64_t j0 = 0; j0 < jmax; j0 += MS_SUB) {
-            const int64_t j1 = SL_MIN(n, j0 + MS_SUB);
+        for (int64_t j0 = 0; j0 < jmax; j0 += sub) {
+            const int64_t j1 = SL_MIN(n, j0 + sub);
             const float *Gje = G + (j1 - 1) * dk;
 #pragma omp simd
-            for (int64_t d = 0; d < dk; d++) e[d] = ms_exp((ref ? ref[d] : 0.0f) - Gje[d]);
+            for (int64_t d = 0; d < dk; d++) e[d] = ms_exp(ref[d] - Gje[d]);
             for (int64_t j = j0; j < j1; j++) {
 #pragma omp simd
                 for (int64_t d = 0; d < dk; d++) KD[j * dk + d] = Kh[j * dk + d] * e[d];
@@ -297,8 +314,8 @@ static void chunk_gated_vector(const sl_ms_seq *s, int64_t t0, int64_t n, ms_wor
 #pragma omp simd
         for (int64_t p = 0; p < dv; p++) Sd[p] *= ed;
     }
-    for (int64_t j0 = 0; j0 < n; j0 += MS_SUB) {
-        const int64_t j1 = SL_MIN(n, j0 + MS_SUB);
+    for (int64_t j0 = 0; j0 < n; j0 += sub) {
+        const int64_t j1 = SL_MIN(n, j0 + sub);
         const float *Gje = G + (j1 - 1) * dk;
 #pragma omp simd
         for (int64_t d = 0; d < dk; d++) e[d] = ms_exp(Gl[d] - Gje[d]);

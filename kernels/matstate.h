@@ -59,7 +59,7 @@ typedef struct sl_ms_seq {
 /* Floats of workspace sl_ms_chunked needs for chunk length C. */
 int64_t sl_ms_workspace(int64_t C, int64_t dk, int64_t dv);
 
-void sl_ms_recurrent(const sl_ms_seq *s, float *tmp /* dv floats */);
+void sl_ms_recurrent(const sl_ms_seq *s, float *tmp /* dk + dv floats */);
 void sl_ms_chunked(const sl_ms_seq *s, int64_t C, float *work);
 void sl_ms_reference(const sl_ms_seq *s);
 

@@ -634,7 +634,7 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
     ** delta rule's extra C x C work favours 16, the gated forms 32. */
     const int64_t C = f->chunk > 0 ? f->chunk : (use_beta ? 16 : 32);
     const int nt = sl_get_threads();
-    const int64_t ws = algo == SL_ALGO_CHUNKED ? sl_ms_workspace(C, dk, ds) : ds;
+    const int64_t ws = algo == SL_ALGO_CHUNKED ? sl_ms_workspace(C, dk, ds) : dk + ds;
     float *work = malloc((size_t)(nt * ws) * sizeof *work);
     if (!work) { free(fb.all); return sl_err_set(err, SL_ENOMEM, "out of memory for the scan workspace"); }
 #pragma omp parallel for num_threads(nt) schedule(dynamic) if (B * H > 1)

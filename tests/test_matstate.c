@@ -73,7 +73,7 @@ static void run(const data *d, int form, int algo, int64_t C, double *od, double
     if (algo == 0) {
         sl_ms_reference(&s);
     } else if (algo == 1) {
-        float *tmp = malloc((size_t)d->dv * sizeof *tmp);
+        float *tmp = malloc((size_t)(d->dk + d->dv) * sizeof *tmp);
         sl_ms_recurrent(&s, tmp);
         free(tmp);
     } else {
