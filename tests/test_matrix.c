@@ -206,7 +206,13 @@ static void test_recurrent_vs_chunked(void **state)
                 for (int64_t i = 0; i < n; i++) yd1[i] = y1[i];
                 for (int64_t i = 0; i < B * L->n_carry; i++) sd1[i] = c1[i];
                 double w1 = sl_test_worst(yd1, yd0, (size_t)n, 1e-5, 1e-5, "chunked y vs recurrent");
-                double w2 = sl_test_worst(sd1, sd0, (size_t)(B * L->n_carry), 1e-5, 1e-5, "chunked carry vs recurrent");
+                /* The state is a float sum over the whole sequence (no decay for
+                ** linear attention): the two summation orders differ by float
+                ** rounding relative to the state's size, so the absolute part of
+                ** the tolerance scales with max |S| (1e-5 of it). */
+                double smax = 1.0;
+                for (int64_t i = 0; i < B * L->n_carry; i++) smax = fmax(smax, fabs(sd0[i]));
+                double w2 = sl_test_worst(sd1, sd0, (size_t)(B * L->n_carry), 1e-5, 1e-5 * smax, "chunked carry vs recurrent");
                 worst = fmax(worst, fmax(w1, w2));
             }
             free(x); free(y0); free(y1); free(c0); free(c1); free(yd0); free(yd1); free(sd0); free(sd1);
