@@ -18,7 +18,10 @@
 ** The normaliser n is kept as an extra value column of the state
 ** (S = [C | n], d_s = d_v + 1, u_t = [v_t, 1]), so one scalar-gated scan
 ** gives both; m is context in the carry. The linear system's output is
-** [s q^T C, s q^T n] per head, before the division. The GroupedLinear
+** [s q^T C, s q^T n] per head, before the division. fla's own mLSTM kernels
+** start the stabiliser at -inf and put eps inside the max; where
+** |s q.n| < exp(-m) their outputs differ slightly from NX-AI's, which seqlab
+** follows (the issue's reference). The GroupedLinear
 ** weights are read as [groups, blocksize, blocksize] (out, in), as xLSTM's
 ** LinearHeadwiseExpand stores them; a [inner, blocksize] tensor (the same
 ** bytes) is accepted too.
