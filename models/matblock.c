@@ -200,8 +200,7 @@ static int mb_point_compute(const mb_impl *im, const double *carry, const double
     sl_rmsnorm_f64(hid, u, p->attn_norm, p->eps, pt->xn);
     if (p->kind == SL_MB_MLSTM) {
         const int64_t I = p->inner;
-        double *up = tmp, *qkv = tmp + 2 * I;   /* up: 2I; qkv reuses q, k, v below */
-        (void)qkv;
+        double *up = tmp;   /* [x_m | z], 2I */
         sl_linear_f64(hid, 2 * I, pt->xn, p->up_w, p->up_b, up);
         double *xm = up, *xconv = pt->xc;
         sl_causal_conv1d_step_f64(I, p->conv_k, carry + im->off_conv, xm, p->conv_w[0], p->conv_b[0], xconv,
@@ -506,12 +505,10 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
         }
         conv_batch(im, B, T, carry, nc, XM, fb.XC, fb.hist, p->conv_w[0], p->conv_b[0]);
         for (int64_t i = 0; i < BT * I; i++) fb.XC[i] = sl_siluf(fb.XC[i]);
-        /* q, k -> Q, K; v -> O (temporary); gates from [q, k, v]. */
-        float *gin = fb.O2;   /* reuse: need 3I per row -> compute per row */
+        /* q, k -> Q, K; v -> O (temporary); the gates from [q, k, v] row by row. */
         grouped_f(BT, I, p->blk, p->gq_w, p->gq_b, fb.XC, fb.Q);
         grouped_f(BT, I, p->blk, p->gk_w, p->gk_b, fb.XC, fb.K);
         grouped_f(BT, I, p->blk, p->gv_w, p->gv_b, XM, fb.O);
-        (void)gin;
         float *cat = malloc((size_t)(3 * I + 2 * H) * sizeof *cat);
         if (!cat) { free(fb.all); return sl_err_set(err, SL_ENOMEM, "out of memory"); }
         for (int64_t b = 0; b < B; b++) {
