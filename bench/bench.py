@@ -57,10 +57,56 @@ def torch_rnn_case(kind, H, B, T):
     return path, fwd, flops
 
 
+# ---------------------------------------------------------------- matrix-state families
+def torch_matrix_case(kind, H, dk, B, T):
+    """A one-block fla-style model (H heads of dk = dv), written by PyTorch; the peer is the
+    pure-torch chunked form of the same block (bench/torch_chunked.py)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torch_chunked
+    hid, K, r = H * dk, 4, 16
+    inter = 256 * ((int(hid * 4 * 2 / 3) + 255) // 256)
+    g = torch.Generator().manual_seed(0)
+    rn = lambda *s: torch.randn(*s, generator=g) * 0.02
+    p = "model.layers.0."
+    sd = {p + "attn_norm.weight": torch.ones(hid), p + "mlp_norm.weight": torch.ones(hid),
+          p + "mlp.gate_proj.weight": rn(inter, hid), p + "mlp.up_proj.weight": rn(inter, hid),
+          p + "mlp.down_proj.weight": rn(hid, inter), p + "attn.o_proj.weight": rn(hid, hid)}
+    for n in "qkv":
+        sd[p + f"attn.{n}_proj.weight"] = rn(hid, hid)
+    if kind == "delta_net":
+        for n in "qkv":
+            sd[p + f"attn.{n}_conv1d.weight"] = rn(hid, 1, K) * 10
+        sd[p + "attn.b_proj.weight"] = rn(H, hid)
+        sd[p + "attn.o_norm.weight"] = torch.ones(dk)
+        cfg = dict(hidden_size=hid, num_heads=H, num_hidden_layers=1, expand_k=1.0, expand_v=1.0, conv_size=K,
+                   intermediate_size=inter)
+    else:
+        sd[p + "attn.g_proj.weight"] = rn(hid, hid)
+        sd[p + "attn.gk_proj.0.weight"] = rn(r, hid)
+        sd[p + "attn.gk_proj.1.weight"] = rn(hid, r)
+        sd[p + "attn.gk_proj.1.bias"] = torch.zeros(hid)
+        sd[p + "attn.g_norm_swish_gate.weight"] = torch.ones(dk)
+        cfg = dict(hidden_size=hid, num_heads=H, num_hidden_layers=1, expand_k=1.0, expand_v=1.0, intermediate_size=inter)
+    path = os.path.join(OUT, f"{kind}_H{H}x{dk}.bin")
+    save_file({k: v.contiguous() for k, v in sd.items()}, path,
+              metadata={"seqlab.family": kind, "seqlab.config": json.dumps(cfg)})
+    x = torch.randn(B, T, hid)
+
+    def fwd():
+        with torch.no_grad():
+            torch_chunked.block(sd, kind, x, H)
+
+    flops = 2.0 * B * T * hid * (4 * hid + 3 * inter) + 2.0 * B * T * H * (4 * dk * dk + 2 * 64 * dk)
+    return path, fwd, flops
+
+
 CASES = []
 for kind in ("rnn", "lstm", "gru"):
     for (H, B, T) in ((256, 1, 1000), (256, 32, 1000), (1024, 1, 200), (1024, 32, 200)):
         CASES.append((kind, f"H={H} B={B} T={T}", lambda kind=kind, H=H, B=B, T=T: torch_rnn_case(kind, H, B, T), B, T))
+MATRIX_CASES = []
+for kind in ("delta_net", "gla"):
+    MATRIX_CASES.append((kind, "4x64 B=4 T=4096", lambda kind=kind: torch_matrix_case(kind, 4, 64, 4, 4096), 4, 4096))
 
 
 # ---------------------------------------------------------------- state-space families
@@ -175,6 +221,57 @@ def main():
         for row in mamba_rows(a, a.bench):
             rows.append(row)
             print(fmt_row(row, peak["gflops"]), flush=True)
+    # Matrix-state families: seqlab's chunked form against its recurrent form and PyTorch's chunked form.
+    mhdr = (f"{'family':<10} {'shape':<22} {'chunked':>10} {'recurr.':>10} {'rec/chk':>7} {'pytorch':>10} "
+            f"{'ratio':>7} {'GFLOP/s':>8} {'RSS MB':>7}")
+    for fam, shape, make, B, T in MATRIX_CASES:
+        if only and fam not in only:
+            continue
+        if mhdr:
+            print()
+            print(mhdr + "   (ratio = PyTorch chunked / seqlab chunked; rec/chk = seqlab recurrent / chunked)")
+            print("-" * len(mhdr))
+            mhdr = None
+        path, fwd, flops = make()
+        t_torch = best_time(fwd, repeat=a.repeat)
+        # The two forms alternate, best of each kept, so a busy machine hits both alike.
+        rc = rr = None
+        for _ in range(a.repeat):
+            c = run_c([a.bench, "forward", path, str(B), str(T), str(a.threads), "2", "2"])
+            r = run_c([a.bench, "forward", path, str(B), str(T), str(a.threads), "1", "2"])
+            rc = c if rc is None or c["seconds"] < rc["seconds"] else rc
+            rr = r if rr is None or r["seconds"] < rr["seconds"] else rr
+        t_c, t_r = rc["seconds"], rr["seconds"]
+        gf = flops / t_c * 1e-9
+        row = dict(family=fam, shape=shape, seqlab_s=t_c, seqlab_recurrent_s=t_r, chunked_speedup=t_r / t_c,
+                   torch_s=t_torch, ratio=t_torch / t_c, gflops=gf, peak_rss_mb=rc["peak_rss_mb"])
+        rows.append(row)
+        print(f"{fam:<10} {shape:<22} {t_c*1e3:>8.1f}ms {t_r*1e3:>8.1f}ms {t_r/t_c:>6.2f}x {t_torch*1e3:>8.1f}ms "
+              f"{row['ratio']:>6.2f}x {gf:>8.1f} {rc['peak_rss_mb']:>7.0f}", flush=True)
+    # The scan alone (kernels/matstate.c), where the two forms differ; the layer rows above
+    # also hold the projections and the MLP, which are the same GEMMs for both.
+    scans = [("delta_net", "delta"), ("gla", "vector"), ("gated_delta_net", "gdelta"), ("retnet/mlstm", "scalar"),
+             ("linear_attn", "gated")]
+    shdr = f"{'scan':<16} {'form':<8} {'shape':<22} {'chunked':>10} {'recurr.':>10} {'rec/chk':>7}"
+    for fam, form, in scans:
+        if only and not any(f in fam for f in only):
+            continue
+        if shdr:
+            print()
+            print(shdr + "   (the scan alone: 4 x 4 heads of d_k = d_v = 64, T = 4096)")
+            print("-" * len(shdr))
+            shdr = None
+        rc = rr = None
+        for _ in range(a.repeat):
+            c = run_c([a.bench, "scan", form, "4", "4", "4096", "64", str(a.threads), "2", "2"])
+            r = run_c([a.bench, "scan", form, "4", "4", "4096", "64", str(a.threads), "1", "2"])
+            rc = c if rc is None or c["seconds"] < rc["seconds"] else rc
+            rr = r if rr is None or r["seconds"] < rr["seconds"] else rr
+        rows.append(dict(family=fam, shape="scan B=4 H=4 T=4096 d=64", form=form, chunk=rc["chunk"],
+                         seqlab_s=rc["seconds"], seqlab_recurrent_s=rr["seconds"],
+                         chunked_speedup=rr["seconds"] / rc["seconds"]))
+        print(f"{fam:<16} {form:<8} {'B=4 H=4 T=4096 C=' + str(rc['chunk']):<22} {rc['seconds']*1e3:>8.1f}ms "
+              f"{rr['seconds']*1e3:>8.1f}ms {rr['seconds']/rc['seconds']:>6.2f}x", flush=True)
     with open(os.path.join(OUT, "bench.json"), "w") as f:
         json.dump({"sgemm_peak_gflops": peak["gflops"], "threads": a.threads, "rows": rows}, f, indent=1)
 

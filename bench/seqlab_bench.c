@@ -6,12 +6,18 @@
 **   seqlab_bench forward MODEL B T [threads] [algo] [repeat]
 **                                              best seconds of a forward pass on random input,
 **                                              and the peak resident memory of the process
+**   seqlab_bench scan FORM B H T D [threads] [algo] [repeat] [chunk]
+**                                              best seconds of the matrix-state scan alone
+**                                              (kernels/matstate.c) over B x H heads of d_k = d_v = D;
+**                                              FORM: gated, scalar, vector, delta, gdelta
 */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
+#include "matstate.h"
 #include "model.h"
 #include "util.h"
 
@@ -73,13 +79,61 @@ static int bench_forward(const char *path, int64_t B, int64_t T, int threads, in
     return 0;
 }
 
+static int bench_scan(const char *form, int64_t B, int64_t H, int64_t T, int64_t D, int threads, int algo, int repeat,
+                      int64_t C)
+{
+    sl_set_threads(threads);
+    const int64_t n = B * H;
+    int gdim = !strcmp(form, "vector") ? (int)D : (!strcmp(form, "scalar") || !strcmp(form, "gdelta")) ? 1 : 0;
+    int delta = !strcmp(form, "delta") || !strcmp(form, "gdelta");
+    if (C <= 0) C = delta ? 16 : 32;
+    float *q = malloc((size_t)(n * T * D) * sizeof *q), *k = malloc((size_t)(n * T * D) * sizeof *k),
+          *v = malloc((size_t)(n * T * D) * sizeof *v), *g = malloc((size_t)(n * T * D) * sizeof *g),
+          *b = malloc((size_t)(n * T) * sizeof *b), *o = malloc((size_t)(n * T * D) * sizeof *o),
+          *S = calloc((size_t)(n * D * D), sizeof *S);
+    const int64_t ws = sl_ms_workspace(C, D, D);
+    float *work = malloc((size_t)(threads * ws) * sizeof *work);
+    uint64_t s = 7;
+    for (int64_t i = 0; i < n * T * D; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        float r = (float)((double)(s >> 11) / 9007199254740992.0) - 0.5f;
+        q[i] = r; k[i] = 0.25f * r; v[i] = -r; g[i] = -0.05f + 0.02f * r;
+    }
+    for (int64_t i = 0; i < n * T; i++) b[i] = 0.5f;
+    double best = 1e30;
+    for (int r = 0; r < repeat; r++) {
+        double t0 = sl_now();
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+        for (int64_t h = 0; h < n; h++) {
+            sl_ms_seq sq = { .T = T, .dk = D, .dv = D, .q = q + h * T * D, .k = k + h * T * D, .v = v + h * T * D,
+                             .ldq = D, .ldk = D, .ldv = D, .scale = 0.125f, .o = o + h * T * D, .ldo = D, .S = S + h * D * D };
+            if (gdim) { sq.g = g + h * T * D; sq.ldg = D; sq.gdim = gdim; }
+            if (delta) { sq.beta = b + h * T; sq.ldb = 1; }
+            float *w = work + (int64_t)omp_get_thread_num() * ws;
+            if (algo == 2) sl_ms_chunked(&sq, C, w);
+            else sl_ms_recurrent(&sq, w);
+        }
+        best = SL_MIN(best, sl_now() - t0);
+    }
+    printf("{\"what\": \"scan\", \"form\": \"%s\", \"B\": %lld, \"H\": %lld, \"T\": %lld, \"D\": %lld, \"threads\": %d, "
+           "\"algo\": %d, \"chunk\": %lld, \"seconds\": %.6g, \"checksum\": %.6g}\n", form, (long long)B, (long long)H,
+           (long long)T, (long long)D, threads, algo, (long long)C, best, (double)o[n * T * D - 1]);
+    free(q); free(k); free(v); free(g); free(b); free(o); free(S); free(work);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 7 && strcmp(argv[1], "scan") == 0)
+        return bench_scan(argv[2], atoll(argv[3]), atoll(argv[4]), atoll(argv[5]), atoll(argv[6]),
+                          argc > 7 ? atoi(argv[7]) : 2, argc > 8 ? atoi(argv[8]) : 2, argc > 9 ? atoi(argv[9]) : 3,
+                          argc > 10 ? atoll(argv[10]) : 0);
     if (argc >= 3 && strcmp(argv[1], "sgemm") == 0)
         return bench_sgemm(atoll(argv[2]), argc > 3 ? atoi(argv[3]) : 2);
     if (argc >= 5 && strcmp(argv[1], "forward") == 0)
         return bench_forward(argv[2], atoll(argv[3]), atoll(argv[4]), argc > 5 ? atoi(argv[5]) : 2,
                              argc > 6 ? atoi(argv[6]) : 0, argc > 7 ? atoi(argv[7]) : 3);
-    fprintf(stderr, "usage: seqlab_bench sgemm N [threads] | forward MODEL B T [threads] [algo] [repeat]\n");
+    fprintf(stderr, "usage: seqlab_bench sgemm N [threads] | forward MODEL B T [threads] [algo] [repeat]\n"
+                    "       seqlab_bench scan FORM B H T D [threads] [algo] [repeat] [chunk]\n");
     return 2;
 }

@@ -10,6 +10,8 @@
 extern const sl_family sl_family_rnn, sl_family_lstm, sl_family_gru;
 extern const sl_family sl_family_lssl, sl_family_s4d, sl_family_lru, sl_family_lmu,
     sl_family_mamba;
+extern const sl_family sl_family_linear_attn, sl_family_retnet, sl_family_gla, sl_family_delta_net,
+    sl_family_gated_delta_net, sl_family_mlstm;
 
 static const sl_family *const families[] = {
     &sl_family_rnn,
@@ -20,6 +22,12 @@ static const sl_family *const families[] = {
     &sl_family_lru,
     &sl_family_lmu,
     &sl_family_mamba,
+    &sl_family_linear_attn,
+    &sl_family_retnet,
+    &sl_family_gla,
+    &sl_family_delta_net,
+    &sl_family_gated_delta_net,
+    &sl_family_mlstm,
 };
 
 size_t sl_family_count(void) { return sizeof families / sizeof families[0]; }
