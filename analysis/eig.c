@@ -99,11 +99,35 @@ static void unpack_vectors(const double *vr, int64_t n, const double *im, double
     }
 }
 
+/* 1 when the n x n matrix is triangular (exact zeros on one side): its
+** eigenvalues are its diagonal. HiPPO's LegS and LegT and their bilinear and
+** ZOH discretisations are; they are also so far from normal that dgeev's
+** rounding errors scatter their real eigenvalues into complex loops. */
+static int triangular(const double *M, int64_t n)
+{
+    int upper_zero = 1, lower_zero = 1;
+    for (int64_t i = 0; i < n && (upper_zero || lower_zero); i++)
+        for (int64_t j = 0; j < n; j++) {
+            if (j > i && M[i * n + j] != 0.0) upper_zero = 0;
+            if (j < i && M[i * n + j] != 0.0) lower_zero = 0;
+        }
+    return upper_zero || lower_zero;
+}
+
 static int eig_dense(const sl_op *A, int vectors, sl_eig *e, sl_err *err)
 {
     const int64_t n = A->rows;
     int rc = eig_alloc(e, n, n, vectors, err);
     if (rc) return rc;
+    if (!vectors && triangular(A->a, n)) {
+        for (int64_t i = 0; i < n; i++) {
+            e->re[i] = A->a[i * n + i];
+            e->mult[i] = 1;
+            e->block[i] = -1;
+        }
+        e->n = n;
+        return SL_OK;
+    }
     double *vr = vectors ? malloc((size_t)(n * n) * sizeof *vr) : NULL;
     if (vectors && !vr) { sl_eig_free(e); return sl_err_set(err, SL_ENOMEM, "out of memory"); }
     rc = geev(A->a, n, e->re, e->im, vr, err);
@@ -129,6 +153,8 @@ static int eig_blocks(const sl_op *A, int vectors, sl_eig *e, sl_err *err)
             re[0] = M[0];
             im[0] = 0.0;
             if (vectors) { e->vr[b] = 1.0; e->vi[b] = 0.0; }
+        } else if (!vectors && triangular(M, bm)) {
+            for (int64_t i = 0; i < bm; i++) { re[i] = M[i * bm + i]; im[i] = 0.0; }
         } else {
             rc = geev(M, bm, re, im, vr, err);
             if (!rc && vectors) unpack_vectors(vr, bm, im, e->vr + b * bm * bm, e->vi + b * bm * bm);

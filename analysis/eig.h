@@ -4,11 +4,13 @@
 **   DIAG     the entries;
 **   CDIAG    each complex entry and its conjugate (the real 2n realisation);
 **   BLOCKS   per block (LAPACK dgeev on bm x bm), a shared block solved once;
-**            1x1 blocks read directly;
+**            1x1 and triangular blocks read directly (HiPPO's LegS is lower
+**            triangular and so far from normal that dgeev's rounding would
+**            scatter its real eigenvalues into the complex plane);
 **   DLR      M = diag(d) - c w w^T per block: constant d in closed form
 **            (d with multiplicity bm - 1 and d - c|w|^2), pure diagonal read
 **            off, otherwise the symmetric bm x bm block through LAPACK dsyev;
-**   DENSE    LAPACK dgeev, the fallback.
+**   DENSE    triangular read off the diagonal, else LAPACK dgeev.
 **
 ** Repeats that the structure implies (the value side kp of a Kronecker
 ** operator, blocks shared by all channels, closed-form multiplicities) are

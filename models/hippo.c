@@ -83,6 +83,31 @@ const char *sl_disc_name(sl_disc rule)
     }
 }
 
+/* 'L' or 'U' when the n x n matrix is exactly lower or upper triangular (a
+** diagonal one counts as lower), else 0. Triangular systems are solved without
+** pivoting so their discretisations stay exactly triangular: LegS and LegT are
+** so far from normal that the rounding a pivoted solve leaves above the
+** diagonal would show up as eigenvalues scattered off the real axis. */
+static char triangle(const double *M, int64_t n)
+{
+    int up = 1, lo = 1;
+    for (int64_t i = 0; i < n && (up || lo); i++)
+        for (int64_t j = 0; j < n; j++) {
+            if (j > i && M[i * n + j] != 0.0) up = 0;
+            if (j < i && M[i * n + j] != 0.0) lo = 0;
+        }
+    return up ? 'L' : lo ? 'U' : 0;
+}
+
+/* Solve M X = R (M n x n, R n x w, row-major, both overwritten: X in R). */
+static lapack_int solve(int64_t n, int64_t w, double *M, double *R, lapack_int *piv)
+{
+    char t = triangle(M, n);
+    if (t) return LAPACKE_dtrtrs(LAPACK_ROW_MAJOR, t, 'N', 'N', (lapack_int)n, (lapack_int)w, M, (lapack_int)n, R,
+                                 (lapack_int)w);
+    return LAPACKE_dgesv(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)w, M, (lapack_int)n, piv, R, (lapack_int)w);
+}
+
 /* ------------------------------------------------------------ matrix exponential */
 int sl_expm(int64_t N, const double *A, double *E, sl_err *err)
 {
@@ -128,8 +153,7 @@ int sl_expm(int64_t N, const double *A, double *E, sl_err *err)
     /* Q E = P. */
     memcpy(E, P, (size_t)NN * sizeof *E);
     int rc = SL_OK;
-    lapack_int info = LAPACKE_dgesv(LAPACK_ROW_MAJOR, (lapack_int)N, (lapack_int)N, Q, (lapack_int)N, piv, E,
-                                    (lapack_int)N);
+    lapack_int info = solve(N, N, Q, E, piv);
     if (info != 0) rc = sl_err_set(err, SL_ENUMERIC, "matrix exponential: Pade denominator is singular");
     for (int i = 0; i < s && !rc; i++) {
         sl_dgemm(0, 0, N, N, N, 1.0, E, N, E, N, 0.0, T, N);
@@ -177,8 +201,7 @@ int sl_discretize(sl_disc rule, int64_t N, int64_t M, const double *A, const dou
             }
             for (int64_t j = 0; j < M; j++) R[i * W + N + j] = dt * B[i * M + j];
         }
-        lapack_int info = LAPACKE_dgesv(LAPACK_ROW_MAJOR, (lapack_int)N, (lapack_int)W, L, (lapack_int)N, piv, R,
-                                        (lapack_int)W);
+        lapack_int info = solve(N, W, L, R, piv);
         int rc = SL_OK;
         if (info != 0) {
             rc = sl_err_set(err, SL_ENUMERIC, "bilinear discretisation: I - dt/2 A is singular (dt = %g)", dt);
@@ -207,6 +230,12 @@ int sl_discretize(sl_disc rule, int64_t N, int64_t M, const double *A, const dou
                 if (Ab) memcpy(Ab + i * N, E + i * W, (size_t)N * sizeof *Ab);
                 if (Bb) memcpy(Bb + i * M, E + i * W + N, (size_t)M * sizeof *Bb);
             }
+        /* The augmented matrix is not triangular even when A is; take
+        ** exp(dt A) on its own then, so it stays exactly triangular. */
+        if (!rc && Ab && triangle(A, N)) {
+            for (int64_t i = 0; i < N * N; i++) X[i] = dt * A[i];
+            rc = sl_expm(N, X, Ab, err);
+        }
         free(X);
         return rc;
     }

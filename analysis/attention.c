@@ -1,55 +1,13 @@
 /*
-** Structured analyses of matrix-state systems: see matsys.h.
+** The implicit attention of matrix-state layers: see attention.h. Built
+** from the per-step factors of the structured linear system, head by head,
+** so nothing of size (d_k d_v)^2 ever exists.
 */
-#include "matsys.h"
+#include "attention.h"
 
-#include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-int sl_op_dlr_eigvals(const sl_op *op, double *ev, sl_err *err)
-{
-    if (op->kind != SL_OP_DLR) return sl_err_set(err, SL_EINVAL, "eigenvalues: operator is %s, not diag-minus-rank-1",
-                                                 sl_op_kind_name(op->kind));
-    const int64_t m = op->bm;
-    double *work = NULL;
-    for (int64_t b = 0; b < op->nb; b++) {
-        const double *d = op->d + b * m, *w = op->w ? op->w + b * m : NULL;
-        double *e = ev + b * m;
-        const double c = op->c ? op->c[b] : 0.0;
-        int constant = 1;
-        for (int64_t i = 1; i < m; i++) constant &= d[i] == d[0];
-        if (!w || c == 0.0) {
-            memcpy(e, d, (size_t)m * sizeof *e);
-        } else if (constant) {
-            double nw = 0;
-            for (int64_t i = 0; i < m; i++) nw += w[i] * w[i];
-            for (int64_t i = 0; i + 1 < m; i++) e[i] = d[0];
-            e[m - 1] = d[0] - c * nw;
-        } else {
-            if (!work && !(work = malloc((size_t)(m * m) * sizeof *work)))
-                return sl_err_set(err, SL_ENOMEM, "out of memory");
-            for (int64_t i = 0; i < m; i++)
-                for (int64_t j = 0; j < m; j++) work[i * m + j] = (i == j ? d[i] : 0.0) - c * w[i] * w[j];
-            lapack_int info = LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', (lapack_int)m, work, (lapack_int)m, e);
-            if (info != 0) {
-                free(work);
-                return sl_err_set(err, SL_ENUMERIC, "eigenvalues: dsyev failed on block %lld (info %d)", (long long)b,
-                                  (int)info);
-            }
-        }
-        qsort(e, (size_t)m, sizeof *e, cmp_double);
-    }
-    free(work);
-    return SL_OK;
-}
 
 int sl_implicit_attention(const sl_layer *L, const double *u_seq, int64_t T, int head, double *M, sl_err *err)
 {
