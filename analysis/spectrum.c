@@ -295,63 +295,100 @@ static int run_trajectory(const sl_model *m, const sl_spectrum_opts *o, const in
     return rc;
 }
 
-/* One random input sequence of warmup + 1 steps. */
-static void random_sequence(const sl_model *m, const sl_spectrum_opts *o, gsl_rng *r, double *u, int64_t T)
+/* The random points: N sequences of W + 1 steps (features ~ N(0, scale^2), or
+** embeddings of uniformly drawn tokens), run through the float forward pass
+** in one batch per layer: W steps that leave each layer's carry (the point's
+** state), then one more step whose input is the point's input. The linear
+** systems at these points are then taken in double, exactly; only the way
+** there is float. Each sample draws from its own generator seeded by
+** (seed, sample), so results do not depend on the thread count. */
+static int random_points(const sl_model *m, const sl_spectrum_opts *o, int64_t N, int64_t W, double **carry,
+                         double **input, sl_err *err)
 {
+    const int L = m->n_layers;
     const double scale = o->input_scale > 0 ? o->input_scale : 1.0;
-    for (int64_t t = 0; t < T; t++) {
-        double *ut = u + t * m->n_in;
-        if (m->embedding && m->embedding->ndim == 2 && m->embedding->shape[1] == m->n_in) {
-            int64_t tok = (int64_t)gsl_rng_uniform_int(r, (unsigned long)m->embedding->shape[0]);
-            for (int64_t j = 0; j < m->n_in; j++) ut[j] = m->embedding->data[tok * m->n_in + j];
-        } else {
-            for (int64_t j = 0; j < m->n_in; j++) ut[j] = gsl_ran_gaussian_ziggurat(r, scale);
+    int64_t maxw = m->n_in;
+    for (int l = 0; l < L; l++) maxw = SL_MAX(maxw, SL_MAX(m->layers[l]->n_in, m->layers[l]->n_out));
+    const int64_t Wp = SL_MAX(W, 1);
+    float *pre = malloc((size_t)(N * Wp * maxw) * sizeof *pre), *pre_out = malloc((size_t)(N * Wp * maxw) * sizeof *pre_out);
+    float *last = malloc((size_t)(N * maxw) * sizeof *last), *last_out = malloc((size_t)(N * maxw) * sizeof *last_out);
+    float *fc = NULL;
+    int rc = (!pre || !pre_out || !last || !last_out) ? sl_err_set(err, SL_ENOMEM, "out of memory for the random points") : SL_OK;
+    for (int64_t i = 0; i < N && !rc; i++) {
+        gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+        if (!r) { rc = sl_err_set(err, SL_ENOMEM, "out of memory"); break; }
+        gsl_rng_set(r, (unsigned long)(o->seed * 1000003u + (uint64_t)i + 1u));
+        for (int64_t t = 0; t <= W; t++) {
+            float *ut = t < W ? pre + (i * W + t) * m->n_in : last + i * m->n_in;
+            if (m->embedding && m->embedding->ndim == 2 && m->embedding->shape[1] == m->n_in) {
+                int64_t tok = (int64_t)gsl_rng_uniform_int(r, (unsigned long)m->embedding->shape[0]);
+                memcpy(ut, m->embedding->data + tok * m->n_in, (size_t)m->n_in * sizeof *ut);
+            } else {
+                for (int64_t j = 0; j < m->n_in; j++) ut[j] = (float)gsl_ran_gaussian_ziggurat(r, scale);
+            }
         }
+        gsl_rng_free(r);
     }
+    for (int l = 0; l < L && !rc; l++) {
+        const sl_layer *Ly = m->layers[l];
+        free(fc);
+        if (!(fc = calloc((size_t)(N * Ly->n_carry), sizeof *fc))) { rc = sl_err_set(err, SL_ENOMEM, "out of memory"); break; }
+        if (W > 0) {
+            sl_fwd f = { .B = N, .T = W, .x = pre, .y = pre_out, .carry = fc };
+            if ((rc = sl_layer_forward(Ly, &f, err))) break;
+        }
+        for (int64_t i = 0; i < N * Ly->n_carry; i++) carry[l][i] = fc[i];
+        for (int64_t i = 0; i < N * Ly->n_in; i++) input[l][i] = last[i];
+        sl_fwd g = { .B = N, .T = 1, .x = last, .y = last_out, .carry = fc };
+        if ((rc = sl_layer_forward(Ly, &g, err))) break;
+        float *t1 = pre; pre = pre_out; pre_out = t1;
+        float *t2 = last; last = last_out; last_out = t2;
+    }
+    free(fc);
+    free(pre); free(pre_out); free(last); free(last_out);
+    return rc;
 }
 
 static int run_random(const sl_model *m, const sl_spectrum_opts *o, const int *layers, int nl, sl_spectrum *s,
                       sl_err *err)
 {
-    const int64_t N = o->samples > 0 ? o->samples : 64, W = o->warmup > 0 ? o->warmup : 16, T = W + 1;
+    const int64_t N = o->samples > 0 ? o->samples : 64, W = o->warmup >= 0 ? o->warmup : 16;
+    const int L = m->n_layers;
+    double **carry = calloc((size_t)L, sizeof *carry), **input = calloc((size_t)L, sizeof *input);
     rowbuf *bufs = calloc((size_t)N, sizeof *bufs);
     int *rcs = calloc((size_t)N, sizeof *rcs);
     sl_err *errs = calloc((size_t)N, sizeof *errs);
-    if (!bufs || !rcs || !errs) { free(bufs); free(rcs); free(errs); return sl_err_set(err, SL_ENOMEM, "out of memory"); }
-    unsigned char *keep = calloc((size_t)T, 1);
-    if (keep) keep[T - 1] = 1;
+    int rc = (!carry || !input || !bufs || !rcs || !errs) ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
+    for (int l = 0; l < L && !rc; l++) {
+        carry[l] = malloc((size_t)(N * m->layers[l]->n_carry) * sizeof **carry);
+        input[l] = malloc((size_t)(N * m->layers[l]->n_in) * sizeof **input);
+        if (!carry[l] || !input[l]) rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    if (!rc) rc = random_points(m, o, N, W, carry, input, err);
+    if (!rc) {
 #pragma omp parallel for schedule(dynamic)
-    for (int64_t i = 0; i < N; i++) {
-        /* Each sample has its own generator seeded from (seed, i): results do
-        ** not depend on the thread count or order. */
-        gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-        double *u = malloc((size_t)(T * m->n_in) * sizeof *u);
-        if (!r || !u || !keep) { rcs[i] = sl_err_set(&errs[i], SL_ENOMEM, "out of memory"); }
-        else {
-            gsl_rng_set(r, (unsigned long)(o->seed * 1000003u + (uint64_t)i + 1u));
-            random_sequence(m, o, r, u, T);
-            sl_traj t;
-            rcs[i] = sl_traj_run(m, u, T, keep, 0, &t, &errs[i]);
+        for (int64_t i = 0; i < N; i++)
             for (int q = 0; q < nl && !rcs[i]; q++) {
                 const int l = layers[q];
-                const sl_layer *L = m->layers[l];
-                rcs[i] = point_eigs(L, t.carry[l], t.input[l], l, i, 0, o->vectors, &bufs[i], &errs[i]);
+                const sl_layer *Ly = m->layers[l];
+                rcs[i] = point_eigs(Ly, carry[l] + i * Ly->n_carry, input[l] + i * Ly->n_in, l, i, 0, o->vectors,
+                                    &bufs[i], &errs[i]);
             }
-            if (!rcs[i]) sl_traj_free(&t);
+        for (int64_t i = 0; i < N; i++) {
+            if (!rc && rcs[i]) {
+                rc = rcs[i];
+                if (err) *err = errs[i];
+            }
+            if (!rc) rc = merge(s, &bufs[i], err);
         }
-        gsl_rng_free(r);
-        free(u);
     }
-    int rc = SL_OK;
-    for (int64_t i = 0; i < N; i++) {
-        if (!rc && rcs[i]) {
-            rc = rcs[i];
-            if (err) *err = errs[i];
-        }
-        if (!rc) rc = merge(s, &bufs[i], err);
-        rowbuf_free(&bufs[i]);
+    for (int64_t i = 0; bufs && i < N; i++) rowbuf_free(&bufs[i]);
+    for (int l = 0; l < L; l++) {
+        if (carry) free(carry[l]);
+        if (input) free(input[l]);
     }
-    free(keep);
+    free(carry);
+    free(input);
     free(bufs);
     free(rcs);
     free(errs);

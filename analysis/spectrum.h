@@ -2,10 +2,12 @@
 ** seqlab spectrum: eigenvalues of every layer's transition A_t at chosen points.
 **
 ** Points: the origin (state 0, input 0; the default for nonlinear and
-** selective families), steps of a trajectory along a real input, N random
-** inputs (each a short random prefix of `warmup` steps then one more step;
-** features ~ N(0, input_scale^2), or embeddings of uniformly drawn tokens when
-** the model has an embedding), or "lti" for time-invariant families, whose
+** selective families), steps of a trajectory along a real input (reached with
+** the double-precision reference step), N random inputs (each a short random
+** prefix of `warmup` steps then one more step; features ~ N(0,
+** input_scale^2), or embeddings of uniformly drawn tokens when the model has
+** an embedding; reached with one batched float forward pass), or "lti" for
+** time-invariant families, whose
 ** spectrum needs no point and is reported both discrete (A) and continuous
 ** (A_ct) when the family keeps the continuous form.
 **
@@ -37,7 +39,7 @@ typedef struct sl_spectrum_opts {
     const unsigned char *steps;  /* trajectory: mask of T steps to report, NULL = every step */
     int64_t        samples;      /* random: number of samples */
     uint64_t       seed;
-    int64_t        warmup;       /* random: steps of random input before the sampled step (default 16) */
+    int64_t        warmup;       /* random: steps of random input before the sampled step (0 allowed) */
     double         input_scale;  /* random: std of random features (default 1) */
     int            vectors;      /* also compute eigenvectors */
 } sl_spectrum_opts;

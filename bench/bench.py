@@ -272,6 +272,9 @@ def main():
                          chunked_speedup=rr["seconds"] / rc["seconds"]))
         print(f"{fam:<16} {form:<8} {'B=4 H=4 T=4096 C=' + str(rc['chunk']):<22} {rc['seconds']*1e3:>8.1f}ms "
               f"{rr['seconds']*1e3:>8.1f}ms {rr['seconds']/rc['seconds']:>6.2f}x", flush=True)
+    if not only or "spectrum" in only:
+        import bench_spectrum
+        rows += bench_spectrum.run(a.seqlab, a.threads)
     with open(os.path.join(OUT, "bench.json"), "w") as f:
         json.dump({"sgemm_peak_gflops": peak["gflops"], "threads": a.threads, "rows": rows}, f, indent=1)
 

@@ -21,7 +21,6 @@
 #include "model.h"
 #include "spectrum.h"
 #include "spectrum_plot.h"
-#include "table.h"
 #include "util.h"
 
 /* Parse "0,5,10-20" into a mask over T steps. */
@@ -62,41 +61,56 @@ static void fmt_tau(double tau, char *buf, size_t n)
     else snprintf(buf, n, "%.10g", tau);
 }
 
+/* Rows are streamed (a random-point spectrum of a large selective model has
+** millions of them): fixed-width columns for the table, RFC 4180 CSV, or a JSON
+** array of objects. */
 static void print_rows(const sl_spectrum *s, sl_outfmt fmt)
 {
-    const char *cols[] = { "layer", "point", "time", "index", "re", "im", "modulus", "angle", "timescale", "stability",
-                           "multiplicity", "block" };
-    sl_table *t = sl_table_new(12, cols);
-    if (!t) return;
-    const int numeric[] = { 1, 0, 0, 1, 1, 1, 1, 1, 1, 0, 1, 1 };
-    for (int i = 0; i < 12; i++) sl_table_numeric(t, i, numeric[i]);
+    static const char *const cols[] = { "layer", "point", "time", "index", "re", "im", "modulus", "angle",
+                                        "timescale", "stability", "multiplicity", "block" };
+    FILE *out = stdout;
+    static char buf[1 << 16];
+    setvbuf(out, buf, _IOFBF, sizeof buf);
+    if (fmt == SL_FMT_CSV) {
+        for (int i = 0; i < 12; i++) fprintf(out, i ? ",%s" : "%s", cols[i]);
+        fputc('\n', out);
+    } else if (fmt == SL_FMT_JSON) {
+        fputs("[", out);
+    } else {
+        fprintf(out, "%5s  %-7s  %-10s  %6s  %24s  %24s  %23s  %24s  %14s  %-9s  %12s  %5s\n", cols[0], cols[1], cols[2],
+                cols[3], cols[4], cols[5], cols[6], cols[7], cols[8], cols[9], cols[10], cols[11]);
+    }
     for (size_t i = 0; i < s->n_rows; i++) {
         const sl_spec_row *r = &s->rows[i];
-        char pt[32], tau[64];
+        char pt[32], tau[64], blk[32] = "";
         point_label(r->point, pt, sizeof pt);
         double mod = hypot(r->re, r->im);
         /* Continuous time: tau = -1/Re(lambda) in time units; discrete: -1/ln|lambda| steps. */
-        double tv = r->continuous ? (r->re < 0 ? -1.0 / r->re : (r->re == 0 ? INFINITY : -1.0 / r->re))
-                                  : sl_timescale(r->re, r->im);
+        double tv = r->continuous ? (r->re == 0 ? INFINITY : -1.0 / r->re) : sl_timescale(r->re, r->im);
         fmt_tau(tv, tau, sizeof tau);
         const char *stab = r->continuous ? (r->re < 0 ? "decaying" : r->re == 0 ? "marginal" : "growing")
                                          : (mod > 1.0 + 1e-12 ? "growing" : mod >= 1.0 - 1e-12 ? "marginal" : "decaying");
-        sl_table_row(t);
-        sl_table_setf(t, 0, "%d", r->layer);
-        sl_table_set(t, 1, pt);
-        sl_table_set(t, 2, r->continuous ? "continuous" : "discrete");
-        sl_table_setf(t, 3, "%lld", (long long)r->index);
-        sl_table_setf(t, 4, "%.17g", r->re);
-        sl_table_setf(t, 5, "%.17g", r->im);
-        sl_table_setf(t, 6, "%.17g", mod);
-        sl_table_setf(t, 7, "%.17g", atan2(r->im, r->re));
-        sl_table_set(t, 8, tau);
-        sl_table_set(t, 9, stab);
-        sl_table_setf(t, 10, "%lld", (long long)r->mult);
-        if (r->block >= 0) sl_table_setf(t, 11, "%lld", (long long)r->block);
+        if (r->block >= 0) snprintf(blk, sizeof blk, "%lld", (long long)r->block);
+        const char *tm = r->continuous ? "continuous" : "discrete";
+        if (fmt == SL_FMT_CSV) {
+            fprintf(out, "%d,%s,%s,%lld,%.17g,%.17g,%.17g,%.17g,%s,%s,%lld,%s\n", r->layer, pt, tm, (long long)r->index,
+                    r->re, r->im, mod, atan2(r->im, r->re), tau, stab, (long long)r->mult, blk);
+        } else if (fmt == SL_FMT_JSON) {
+            /* inf / nan are not JSON numbers: written as strings. */
+            const int tnum = isfinite(tv);
+            fprintf(out, "%s\n  {\"layer\": %d, \"point\": \"%s\", \"time\": \"%s\", \"index\": %lld, \"re\": %.17g, "
+                    "\"im\": %.17g, \"modulus\": %.17g, \"angle\": %.17g, \"timescale\": %s%s%s, \"stability\": \"%s\", "
+                    "\"multiplicity\": %lld, \"block\": %s}",
+                    i ? "," : "", r->layer, pt, tm, (long long)r->index, r->re, r->im, mod, atan2(r->im, r->re),
+                    tnum ? "" : "\"", tau, tnum ? "" : "\"", stab, (long long)r->mult, blk[0] ? blk : "null");
+        } else {
+            fprintf(out, "%5d  %-7s  %-10s  %6lld  %24.17g  %24.17g  %23.17g  %24.17g  %14s  %-9s  %12lld  %5s\n", r->layer,
+                    pt, tm, (long long)r->index, r->re, r->im, mod, atan2(r->im, r->re), tau, stab,
+                    (long long)r->mult, blk);
+        }
     }
-    sl_table_print(t, fmt, stdout);
-    sl_table_free(t);
+    if (fmt == SL_FMT_JSON) fputs(s->n_rows ? "\n]\n" : "]\n", out);
+    fflush(out);
 }
 
 static void print_summary(const sl_spectrum *s, FILE *out)
