@@ -1,0 +1,173 @@
+/*
+** The body of the gated-recurrence backward pass, compiled twice by
+** rnn_backward.c: for float (the training path) and for double (the
+** reference). See train.h for the algorithm. Expects:
+**   REAL        float or double
+**   RB(name)    name with the precision's suffix
+**   RGEMM       sl_sgemm or sl_dgemm
+**   RTANH, REXP tanhf/expf or tanh/exp
+**   RB_DOUBLE   1 for the double instantiation
+**   RB_GRADS    sl_rnn_grads or sl_rnn_grads_f64
+**   RB_FN       the public function name, RB_WS_FN its workspace size function
+*/
+
+static inline REAL RB(sigm)(REAL v) { return (REAL)1 / ((REAL)1 + REXP(-v)); }
+
+size_t RB_WS_FN(const sl_rnn_weights *w, int64_t B, int64_t T)
+{
+    const int64_t H = w->H, GH = sl_cell_gates(w->cell) * H, BT = B * T;
+    size_t n = (size_t)(2 * BT * GH + BT * H + 4 * B * H + 2 * H + 64);
+#if RB_DOUBLE
+    n += (size_t)(GH * w->in + GH * H);
+#endif
+    return n * sizeof(REAL);
+}
+
+/* The weights as REAL: the float tensors themselves, or a converted copy. */
+static const REAL *RB(wload)(const float *src, int64_t n, REAL *dst)
+{
+#if RB_DOUBLE
+    for (int64_t i = 0; i < n; i++) dst[i] = (REAL)src[i];
+    return dst;
+#else
+    (void)n;
+    (void)dst;
+    return src;
+#endif
+}
+
+int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const REAL *carry0, const REAL *states,
+          const REAL *dy, REAL *dx, REAL *dcarry0, const RB_GRADS *g, void *ws, size_t ws_size, sl_err *err)
+{
+    const int64_t H = w->H, in = w->in, G = sl_cell_gates(w->cell), GH = G * H, nc = sl_cell_carry(w->cell, H);
+    const int64_t BT = B * T;
+    const int gru = w->cell == SL_CELL_GRU, lstm = w->cell == SL_CELL_LSTM, relu = w->cell == SL_CELL_RNN_RELU;
+    if (B == 0) return SL_OK;
+    if (T == 0) {
+        if (dcarry0) memset(dcarry0, 0, (size_t)(B * nc) * sizeof *dcarry0);
+        return SL_OK;
+    }
+    if (ws_size < RB_WS_FN(w, B, T)) return sl_err_set(err, SL_EINTERNAL, "backward workspace too small");
+    REAL *A = ws;                       /* [BT, GH]: input pre-activations, then dL/d(input pre-activations) */
+    REAL *Hh = A + BT * GH;             /* [BT, GH]: recurrent pre-activations (GRU), then their gradient */
+    REAL *Hp = Hh + BT * GH;            /* [BT, H]: h_{t-1} of every step */
+    REAL *dh = Hp + BT * H;             /* [B, H]: dL/dh_t from the steps after t */
+    REAL *dn = dh + B * H;              /* [B, H]: dL/dh_{t-1}, direct part, then the full one */
+    REAL *dc = dn + B * H;              /* [B, H]: dL/dc_t (LSTM) */
+    REAL *dal = dc + B * H;             /* [B, H]: dL/dalpha per sequence (leaky RNN) */
+    REAL *alpha = dal + B * H;          /* [H]: 1/tau */
+    REAL *wbuf = alpha + H;
+    (void)wbuf;
+    const REAL *Wih = RB(wload)(w->w_ih, GH * in, wbuf);
+    const REAL *Whh = RB(wload)(w->w_hh, GH * H, wbuf + GH * in);
+    const int leaky = w->tau != NULL;
+    for (int64_t j = 0; leaky && j < H; j++)
+#if RB_DOUBLE
+        alpha[j] = 1.0 / (double)w->tau[j];
+#else
+        alpha[j] = w->alpha ? w->alpha[j] : 1.0f / w->tau[j];
+#endif
+
+    /* h_{t-1} for every (b, t). */
+    for (int64_t b = 0; b < B; b++) {
+        REAL *r = Hp + b * T * H;
+        if (carry0) memcpy(r, carry0 + b * nc, (size_t)H * sizeof *r);
+        else memset(r, 0, (size_t)H * sizeof *r);
+        for (int64_t t = 1; t < T; t++) memcpy(r + t * H, states + (b * T + t - 1) * nc, (size_t)H * sizeof *r);
+    }
+    /* Pre-activations of all steps: A = X W_ih^T + b_ih, Hh = H_prev W_hh^T + b_hh. */
+    for (int64_t r = 0; r < BT; r++) {
+        REAL *ar = A + r * GH, *hr = Hh + r * GH;
+        for (int64_t k = 0; k < GH; k++) {
+            ar[k] = w->b_ih ? (REAL)w->b_ih[k] : (REAL)0;
+            hr[k] = w->b_hh ? (REAL)w->b_hh[k] : (REAL)0;
+        }
+    }
+    RGEMM(0, 1, BT, GH, in, 1, x, in, Wih, in, 1, A, GH);
+    RGEMM(0, 1, BT, GH, H, 1, Hp, H, Whh, H, 1, Hh, GH);
+    if (!gru)
+        for (int64_t i = 0; i < BT * GH; i++) A[i] += Hh[i];
+    REAL *dG = gru ? Hh : A;            /* gradient of the recurrent pre-activations */
+
+    memset(dh, 0, (size_t)(B * H) * sizeof *dh);
+    memset(dc, 0, (size_t)(B * H) * sizeof *dc);
+    memset(dal, 0, (size_t)(B * H) * sizeof *dal);
+    for (int64_t t = T - 1; t >= 0; t--) {
+#pragma omp parallel for if (B * GH >= 32768) schedule(static)
+        for (int64_t b = 0; b < B; b++) {
+            const int64_t r = b * T + t;
+            REAL *a = A + r * GH, *hh = Hh + r * GH;
+            const REAL *hprev = Hp + r * H, *st = states + r * nc, *dyt = dy + r * H;
+            REAL *dhb = dh + b * H, *dnb = dn + b * H, *dcb = dc + b * H, *dab = dal + b * H;
+            if (lstm) {
+                const REAL *cprev = t ? states + (r - 1) * nc + H : (carry0 ? carry0 + b * nc + H : NULL);
+                for (int64_t j = 0; j < H; j++) {
+                    REAL i = RB(sigm)(a[j]), f = RB(sigm)(a[H + j]), gg = RTANH(a[2 * H + j]),
+                         o = RB(sigm)(a[3 * H + j]);
+                    REAL tc = RTANH(st[H + j]), cp = cprev ? cprev[j] : (REAL)0;
+                    REAL dht = dhb[j] + dyt[j];
+                    REAL dct = dcb[j] + dht * o * ((REAL)1 - tc * tc);
+                    a[j] = dct * gg * i * ((REAL)1 - i);
+                    a[H + j] = dct * cp * f * ((REAL)1 - f);
+                    a[2 * H + j] = dct * i * ((REAL)1 - gg * gg);
+                    a[3 * H + j] = dht * tc * o * ((REAL)1 - o);
+                    dcb[j] = dct * f;
+                    dnb[j] = 0;
+                }
+            } else if (gru) {
+                for (int64_t j = 0; j < H; j++) {
+                    REAL rr = RB(sigm)(a[j] + hh[j]), z = RB(sigm)(a[H + j] + hh[H + j]);
+                    REAL hn = hh[2 * H + j], n = RTANH(a[2 * H + j] + rr * hn);
+                    REAL dht = dhb[j] + dyt[j];
+                    REAL dpn = dht * ((REAL)1 - z) * ((REAL)1 - n * n);
+                    REAL dpz = dht * (hprev[j] - n) * z * ((REAL)1 - z);
+                    REAL dpr = dpn * hn * rr * ((REAL)1 - rr);
+                    a[j] = dpr; a[H + j] = dpz; a[2 * H + j] = dpn;
+                    hh[j] = dpr; hh[H + j] = dpz; hh[2 * H + j] = dpn * rr;
+                    dnb[j] = dht * z;
+                }
+            } else {
+                for (int64_t j = 0; j < H; j++) {
+                    REAL p = a[j], act, der;
+                    if (relu) { act = p > 0 ? p : (REAL)0; der = p > 0 ? (REAL)1 : (REAL)0; }
+                    else { act = RTANH(p); der = (REAL)1 - act * act; }
+                    REAL dht = dhb[j] + dyt[j];
+                    if (leaky) {
+                        a[j] = dht * alpha[j] * der;
+                        dnb[j] = dht * ((REAL)1 - alpha[j]);
+                        dab[j] += dht * (act - hprev[j]);
+                    } else {
+                        a[j] = dht * der;
+                        dnb[j] = 0;
+                    }
+                }
+            }
+        }
+        /* dL/dh_{t-1} = direct part + dG_t W_hh (rows of step t are T*GH apart). */
+        RGEMM(0, 0, B, H, GH, 1, dG + t * GH, T * GH, Whh, H, 1, dn, H);
+        REAL *tmp = dh; dh = dn; dn = tmp;
+    }
+    if (dcarry0)
+        for (int64_t b = 0; b < B; b++) {
+            memcpy(dcarry0 + b * nc, dh + b * H, (size_t)H * sizeof *dcarry0);
+            if (lstm) memcpy(dcarry0 + b * nc + H, dc + b * H, (size_t)H * sizeof *dcarry0);
+        }
+
+    /* Parameter gradients over all steps at once. */
+    if (g->w_ih) RGEMM(1, 0, GH, in, BT, 1, A, GH, x, in, 1, g->w_ih, in);
+    if (g->w_hh) RGEMM(1, 0, GH, H, BT, 1, dG, GH, Hp, H, 1, g->w_hh, H);
+    if (g->b_ih && w->b_ih)
+        for (int64_t r = 0; r < BT; r++)
+            for (int64_t k = 0; k < GH; k++) g->b_ih[k] += A[r * GH + k];
+    if (g->b_hh && w->b_hh)
+        for (int64_t r = 0; r < BT; r++)
+            for (int64_t k = 0; k < GH; k++) g->b_hh[k] += dG[r * GH + k];
+    if (g->tau && leaky)
+        for (int64_t j = 0; j < H; j++) {
+            REAL s = 0;
+            for (int64_t b = 0; b < B; b++) s += dal[b * H + j];
+            g->tau[j] += -s * alpha[j] * alpha[j];   /* dalpha/dtau = -1/tau^2 */
+        }
+    if (dx) RGEMM(0, 0, BT, in, GH, 1, A, GH, Wih, in, 0, dx, in);
+    return SL_OK;
+}
