@@ -562,18 +562,50 @@ int sl_dataset_save(const char *path, const sl_batch *b, const json_t *task_conf
 }
 
 /* ------------------------------------------------------------ evaluation */
+/* Combine b's metrics into a (weighted by their counts). */
+static void metrics_merge(sl_metrics *a, const sl_metrics *b)
+{
+    const double n = a->n + b->n, ln = a->last_n + b->last_n;
+    if (n > 0) {
+        a->loss = (a->n * (a->n > 0 ? a->loss : 0) + b->n * (b->n > 0 ? b->loss : 0)) / n;
+        a->acc = (a->n * (a->n > 0 ? a->acc : 0) + b->n * (b->n > 0 ? b->acc : 0)) / n;
+    }
+    if (ln > 0)
+        a->last_acc = (a->last_n * (a->last_n > 0 ? a->last_acc : 0) + b->last_n * (b->last_n > 0 ? b->last_acc : 0)) / ln;
+    for (int64_t k = 0; k < b->K && k < SL_TRAIN_MAX_HEADS; k++) {
+        const double hn = a->head_n[k] + b->head_n[k];
+        if (hn > 0)
+            a->head_acc[k] = (a->head_n[k] * (a->head_n[k] > 0 ? a->head_acc[k] : 0) +
+                              b->head_n[k] * (b->head_n[k] > 0 ? b->head_acc[k] : 0)) / hn;
+        a->head_n[k] = hn;
+    }
+    a->n = n;
+    a->last_n = ln;
+    a->K = b->K;
+}
+
 int sl_eval_batch(const sl_model *m, const sl_readout *r, int64_t B, int64_t T, const float *u, const float *target,
                   const float *mask, sl_metrics *out, sl_err *err)
 {
-    const int64_t R = B * T;
+    /* Sequences at a time so that activations stay near 32 MB whatever T is. */
+    const int64_t width = SL_MAX(SL_MAX(m->n_out, r->n_out), SL_MAX(r->n_hidden, 1));
+    int64_t Bc = (int64_t)(8 << 20) / SL_MAX(1, T * width);
+    Bc = SL_MAX(1, SL_MIN(Bc, B));
+    const int64_t R = Bc * T;
     float *y = malloc((size_t)(R * m->n_out + 1) * sizeof *y), *z = malloc((size_t)(R * r->n_out + 1) * sizeof *z),
           *hid = r->kind == SL_READOUT_MLP ? malloc((size_t)(R * r->n_hidden + 1) * sizeof *hid) : NULL;
     int rc = SL_OK;
     if (!y || !z || (r->kind == SL_READOUT_MLP && !hid)) rc = sl_err_set(err, SL_ENOMEM, "out of memory for evaluation");
-    if (!rc) rc = sl_model_forward(m, B, T, u, y, NULL, SL_ALGO_AUTO, err);
-    if (!rc) {
-        readout_forward_f32(r, R, y, hid, z);
-        sl_loss_f32(r, B, T, z, target, mask, NULL, out);
+    memset(out, 0, sizeof *out);
+    for (int64_t b0 = 0; b0 < B && !rc; b0 += Bc) {
+        const int64_t nb = SL_MIN(Bc, B - b0);
+        rc = sl_model_forward(m, nb, T, u + b0 * T * m->n_in, y, NULL, SL_ALGO_AUTO, err);
+        if (rc) break;
+        readout_forward_f32(r, nb * T, y, hid, z);
+        sl_metrics part;
+        sl_loss_f32(r, nb, T, z, target + b0 * T * r->K, mask + b0 * T * r->K, NULL, &part);
+        if (b0 == 0) *out = part;
+        else metrics_merge(out, &part);
     }
     free(y);
     free(z);

@@ -5,18 +5,18 @@
 **   REAL        float or double
 **   RB(name)    name with the precision's suffix
 **   RGEMM       sl_sgemm or sl_dgemm
-**   RTANH, REXP tanhf/expf or tanh/exp
+**   RTANHV, RSIGM  tanh and sigmoid (vectorisable for float, libm for double)
+**   RB_CLONES   function attributes of the elementwise rows (ISA clones for float)
 **   RB_DOUBLE   1 for the double instantiation
 **   RB_GRADS    sl_rnn_grads or sl_rnn_grads_f64
 **   RB_FN       the public function name, RB_WS_FN its workspace size function
 */
 
-static inline REAL RB(sigm)(REAL v) { return (REAL)1 / ((REAL)1 + REXP(-v)); }
 
 size_t RB_WS_FN(const sl_rnn_weights *w, int64_t B, int64_t T)
 {
     const int64_t H = w->H, GH = sl_cell_gates(w->cell) * H, BT = B * T;
-    size_t n = (size_t)(2 * BT * GH + BT * H + 4 * B * H + 2 * H + 64);
+    size_t n = (size_t)(2 * BT * GH + BT * H + 4 * B * H + 3 * H + 64);
 #if RB_DOUBLE
     n += (size_t)(GH * w->in + GH * H);
 #endif
@@ -34,6 +34,71 @@ static const REAL *RB(wload)(const float *src, int64_t n, REAL *dst)
     (void)dst;
     return src;
 #endif
+}
+
+/* The elementwise part of one step for one sequence: dL/dh_t (dh + dy) and
+** dL/dc_t into the gate pre-activation gradients, written over the
+** pre-activations in a (and hh for GRU's recurrent part); dn gets the direct
+** part of dL/dh_{t-1}. */
+RB_CLONES static void RB(row_lstm)(int64_t H, REAL *restrict a, const REAL *restrict c, const REAL *restrict cprev,
+                                   const REAL *restrict dy, const REAL *restrict dh, REAL *restrict dc,
+                                   REAL *restrict dn)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < H; j++) {
+        REAL i = RSIGM(a[j]), f = RSIGM(a[H + j]), gg = RTANHV(a[2 * H + j]), o = RSIGM(a[3 * H + j]);
+        REAL tc = RTANHV(c[j]);
+        REAL dht = dh[j] + dy[j];
+        REAL dct = dc[j] + dht * o * ((REAL)1 - tc * tc);
+        a[j] = dct * gg * i * ((REAL)1 - i);
+        a[H + j] = dct * cprev[j] * f * ((REAL)1 - f);
+        a[2 * H + j] = dct * i * ((REAL)1 - gg * gg);
+        a[3 * H + j] = dht * tc * o * ((REAL)1 - o);
+        dc[j] = dct * f;
+        dn[j] = 0;
+    }
+}
+
+RB_CLONES static void RB(row_gru)(int64_t H, REAL *restrict a, REAL *restrict hh, const REAL *restrict hprev,
+                                  const REAL *restrict dy, const REAL *restrict dh, REAL *restrict dn)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < H; j++) {
+        REAL rr = RSIGM(a[j] + hh[j]), z = RSIGM(a[H + j] + hh[H + j]);
+        REAL hn = hh[2 * H + j], n = RTANHV(a[2 * H + j] + rr * hn);
+        REAL dht = dh[j] + dy[j];
+        REAL dpn = dht * ((REAL)1 - z) * ((REAL)1 - n * n);
+        REAL dpz = dht * (hprev[j] - n) * z * ((REAL)1 - z);
+        REAL dpr = dpn * hn * rr * ((REAL)1 - rr);
+        a[j] = dpr; a[H + j] = dpz; a[2 * H + j] = dpn;
+        hh[j] = dpr; hh[H + j] = dpz; hh[2 * H + j] = dpn * rr;
+        dn[j] = dht * z;
+    }
+}
+
+RB_CLONES static void RB(row_rnn)(int64_t H, int relu, const REAL *restrict alpha, REAL *restrict a,
+                                  const REAL *restrict hprev, const REAL *restrict dy, const REAL *restrict dh,
+                                  REAL *restrict dn, REAL *restrict dal)
+{
+    if (relu) {
+#pragma omp simd
+        for (int64_t j = 0; j < H; j++) {
+            REAL p = a[j], act = p > 0 ? p : (REAL)0, der = p > 0 ? (REAL)1 : (REAL)0;
+            REAL dht = dh[j] + dy[j], al = alpha ? alpha[j] : (REAL)1;
+            a[j] = dht * al * der;
+            dn[j] = dht * ((REAL)1 - al);
+            if (alpha) dal[j] += dht * (act - hprev[j]);
+        }
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < H; j++) {
+            REAL act = RTANHV(a[j]), der = (REAL)1 - act * act;
+            REAL dht = dh[j] + dy[j], al = alpha ? alpha[j] : (REAL)1;
+            a[j] = dht * al * der;
+            dn[j] = dht * ((REAL)1 - al);
+            if (alpha) dal[j] += dht * (act - hprev[j]);
+        }
+    }
 }
 
 int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const REAL *carry0, const REAL *states,
@@ -56,7 +121,8 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
     REAL *dc = dn + B * H;              /* [B, H]: dL/dc_t (LSTM) */
     REAL *dal = dc + B * H;             /* [B, H]: dL/dalpha per sequence (leaky RNN) */
     REAL *alpha = dal + B * H;          /* [H]: 1/tau */
-    REAL *wbuf = alpha + H;
+    REAL *zrow = alpha + H;             /* [H]: zeros (c_{-1} without a start carry) */
+    REAL *wbuf = zrow + H;
     (void)wbuf;
     const REAL *Wih = RB(wload)(w->w_ih, GH * in, wbuf);
     const REAL *Whh = RB(wload)(w->w_hh, GH * H, wbuf + GH * in);
@@ -92,6 +158,7 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
     memset(dh, 0, (size_t)(B * H) * sizeof *dh);
     memset(dc, 0, (size_t)(B * H) * sizeof *dc);
     memset(dal, 0, (size_t)(B * H) * sizeof *dal);
+    memset(zrow, 0, (size_t)H * sizeof *zrow);
     for (int64_t t = T - 1; t >= 0; t--) {
 #pragma omp parallel for if (B * GH >= 32768) schedule(static)
         for (int64_t b = 0; b < B; b++) {
@@ -100,47 +167,12 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
             const REAL *hprev = Hp + r * H, *st = states + r * nc, *dyt = dy + r * H;
             REAL *dhb = dh + b * H, *dnb = dn + b * H, *dcb = dc + b * H, *dab = dal + b * H;
             if (lstm) {
-                const REAL *cprev = t ? states + (r - 1) * nc + H : (carry0 ? carry0 + b * nc + H : NULL);
-                for (int64_t j = 0; j < H; j++) {
-                    REAL i = RB(sigm)(a[j]), f = RB(sigm)(a[H + j]), gg = RTANH(a[2 * H + j]),
-                         o = RB(sigm)(a[3 * H + j]);
-                    REAL tc = RTANH(st[H + j]), cp = cprev ? cprev[j] : (REAL)0;
-                    REAL dht = dhb[j] + dyt[j];
-                    REAL dct = dcb[j] + dht * o * ((REAL)1 - tc * tc);
-                    a[j] = dct * gg * i * ((REAL)1 - i);
-                    a[H + j] = dct * cp * f * ((REAL)1 - f);
-                    a[2 * H + j] = dct * i * ((REAL)1 - gg * gg);
-                    a[3 * H + j] = dht * tc * o * ((REAL)1 - o);
-                    dcb[j] = dct * f;
-                    dnb[j] = 0;
-                }
+                const REAL *cprev = t ? states + (r - 1) * nc + H : (carry0 ? carry0 + b * nc + H : zrow);
+                RB(row_lstm)(H, a, st + H, cprev, dyt, dhb, dcb, dnb);
             } else if (gru) {
-                for (int64_t j = 0; j < H; j++) {
-                    REAL rr = RB(sigm)(a[j] + hh[j]), z = RB(sigm)(a[H + j] + hh[H + j]);
-                    REAL hn = hh[2 * H + j], n = RTANH(a[2 * H + j] + rr * hn);
-                    REAL dht = dhb[j] + dyt[j];
-                    REAL dpn = dht * ((REAL)1 - z) * ((REAL)1 - n * n);
-                    REAL dpz = dht * (hprev[j] - n) * z * ((REAL)1 - z);
-                    REAL dpr = dpn * hn * rr * ((REAL)1 - rr);
-                    a[j] = dpr; a[H + j] = dpz; a[2 * H + j] = dpn;
-                    hh[j] = dpr; hh[H + j] = dpz; hh[2 * H + j] = dpn * rr;
-                    dnb[j] = dht * z;
-                }
+                RB(row_gru)(H, a, hh, hprev, dyt, dhb, dnb);
             } else {
-                for (int64_t j = 0; j < H; j++) {
-                    REAL p = a[j], act, der;
-                    if (relu) { act = p > 0 ? p : (REAL)0; der = p > 0 ? (REAL)1 : (REAL)0; }
-                    else { act = RTANH(p); der = (REAL)1 - act * act; }
-                    REAL dht = dhb[j] + dyt[j];
-                    if (leaky) {
-                        a[j] = dht * alpha[j] * der;
-                        dnb[j] = dht * ((REAL)1 - alpha[j]);
-                        dab[j] += dht * (act - hprev[j]);
-                    } else {
-                        a[j] = dht * der;
-                        dnb[j] = 0;
-                    }
-                }
+                RB(row_rnn)(H, relu, leaky ? alpha : NULL, a, hprev, dyt, dhb, dnb, dab);
             }
         }
         /* dL/dh_{t-1} = direct part + dG_t W_hh (rows of step t are T*GH apart). */
