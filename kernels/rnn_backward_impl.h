@@ -16,7 +16,7 @@
 size_t RB_WS_FN(const sl_rnn_weights *w, int64_t B, int64_t T)
 {
     const int64_t H = w->H, GH = sl_cell_gates(w->cell) * H, BT = B * T;
-    size_t n = (size_t)(2 * BT * GH + BT * H + 4 * B * H + 3 * H + 64);
+    size_t n = (size_t)((w->cell == SL_CELL_GRU ? 2 : 1) * BT * GH + BT * H + 4 * B * H + 3 * H + 64);
 #if RB_DOUBLE
     n += (size_t)(GH * w->in + GH * H);
 #endif
@@ -114,7 +114,7 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
     }
     if (ws_size < RB_WS_FN(w, B, T)) return sl_err_set(err, SL_EINTERNAL, "backward workspace too small");
     REAL *A = ws;                       /* [BT, GH]: input pre-activations, then dL/d(input pre-activations) */
-    REAL *Hh = A + BT * GH;             /* [BT, GH]: recurrent pre-activations (GRU), then their gradient */
+    REAL *Hh = gru ? A + BT * GH : A;   /* [BT, GH]: GRU's recurrent pre-activations, then their gradient */
     REAL *Hp = Hh + BT * GH;            /* [BT, H]: h_{t-1} of every step */
     REAL *dh = Hp + BT * H;             /* [B, H]: dL/dh_t from the steps after t */
     REAL *dn = dh + B * H;              /* [B, H]: dL/dh_{t-1}, direct part, then the full one */
@@ -141,18 +141,19 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
         else memset(r, 0, (size_t)H * sizeof *r);
         for (int64_t t = 1; t < T; t++) memcpy(r + t * H, states + (b * T + t - 1) * nc, (size_t)H * sizeof *r);
     }
-    /* Pre-activations of all steps: A = X W_ih^T + b_ih, Hh = H_prev W_hh^T + b_hh. */
+    /* Pre-activations of all steps: A = X W_ih^T + b_ih, Hh = H_prev W_hh^T + b_hh
+    ** (GRU keeps them apart for the reset gate; the others sum both into A). */
     for (int64_t r = 0; r < BT; r++) {
-        REAL *ar = A + r * GH, *hr = Hh + r * GH;
-        for (int64_t k = 0; k < GH; k++) {
-            ar[k] = w->b_ih ? (REAL)w->b_ih[k] : (REAL)0;
-            hr[k] = w->b_hh ? (REAL)w->b_hh[k] : (REAL)0;
+        REAL *ar = A + r * GH;
+        for (int64_t k = 0; k < GH; k++)
+            ar[k] = (w->b_ih ? (REAL)w->b_ih[k] : (REAL)0) + (!gru && w->b_hh ? (REAL)w->b_hh[k] : (REAL)0);
+        if (gru) {
+            REAL *hr = Hh + r * GH;
+            for (int64_t k = 0; k < GH; k++) hr[k] = w->b_hh ? (REAL)w->b_hh[k] : (REAL)0;
         }
     }
     RGEMM(0, 1, BT, GH, in, 1, x, in, Wih, in, 1, A, GH);
-    RGEMM(0, 1, BT, GH, H, 1, Hp, H, Whh, H, 1, Hh, GH);
-    if (!gru)
-        for (int64_t i = 0; i < BT * GH; i++) A[i] += Hh[i];
+    RGEMM(0, 1, BT, GH, H, 1, Hp, H, Whh, H, 1, gru ? Hh : A, GH);
     REAL *dG = gru ? Hh : A;            /* gradient of the recurrent pre-activations */
 
     memset(dh, 0, (size_t)(B * H) * sizeof *dh);
@@ -188,12 +189,21 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
     /* Parameter gradients over all steps at once. */
     if (g->w_ih) RGEMM(1, 0, GH, in, BT, 1, A, GH, x, in, 1, g->w_ih, in);
     if (g->w_hh) RGEMM(1, 0, GH, H, BT, 1, dG, GH, Hp, H, 1, g->w_hh, H);
-    if (g->b_ih && w->b_ih)
-        for (int64_t r = 0; r < BT; r++)
-            for (int64_t k = 0; k < GH; k++) g->b_ih[k] += A[r * GH + k];
-    if (g->b_hh && w->b_hh)
-        for (int64_t r = 0; r < BT; r++)
-            for (int64_t k = 0; k < GH; k++) g->b_hh[k] += dG[r * GH + k];
+    /* Bias gradients: column sums (the recurrent ones equal the input ones
+    ** except for GRU's candidate gate). */
+    REAL *cs = dn;                      /* B * H >= GH is not guaranteed: sum in chunks of H */
+    for (int64_t k0 = 0; k0 < GH && ((g->b_ih && w->b_ih) || (g->b_hh && w->b_hh)); k0 += H) {
+        for (int pass = 0; pass < (gru ? 2 : 1); pass++) {
+            const REAL *src = pass ? dG : A;
+            memset(cs, 0, (size_t)H * sizeof *cs);
+            for (int64_t r = 0; r < BT; r++)
+                for (int64_t k = 0; k < H; k++) cs[k] += src[r * GH + k0 + k];
+            for (int64_t k = 0; k < H; k++) {
+                if (!pass && g->b_ih && w->b_ih) g->b_ih[k0 + k] += cs[k];
+                if ((pass || !gru) && g->b_hh && w->b_hh) g->b_hh[k0 + k] += cs[k];
+            }
+        }
+    }
     if (g->tau && leaky)
         for (int64_t j = 0; j < H; j++) {
             REAL s = 0;
