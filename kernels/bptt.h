@@ -36,6 +36,17 @@ typedef struct sl_rnn_grads_f64 {
     double *w_ih, *w_hh, *b_ih, *b_hh, *tau;
 } sl_rnn_grads_f64;
 
+/* C[M, N] = (add ? C : 0) + A B for the recurrent products of the backward
+** pass: A's element (m, k) at A[m * am + k * ak] (rows or columns of a
+** row-major matrix), B row-major [K, N] with row stride ldb, C row-major.
+** AVX-512 micro-kernel where the CPU has it (each element summed over k in
+** order by one thread: the result does not depend on the thread count),
+** else BLAS. The double version always goes to BLAS. */
+void sl_bptt_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t am, int64_t ak, const float *B, int64_t ldb,
+                  int add, float *C, int64_t ldc);
+void sl_bptt_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t am, int64_t ak, const double *B,
+                      int64_t ldb, int add, double *C, int64_t ldc);
+
 /* Workspace bytes for a backward pass over B sequences of T steps. */
 size_t sl_rnn_backward_ws(const sl_rnn_weights *w, int64_t B, int64_t T);
 size_t sl_rnn_backward_f64_ws(const sl_rnn_weights *w, int64_t B, int64_t T);

@@ -52,6 +52,7 @@ static inline double bw_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 #define REAL float
 #define RB(n) n##_f32
 #define RGEMM sl_sgemm
+#define RB_MM sl_bptt_gemm
 #define RTANHV bw_tanhf
 #define RSIGM bw_sigmoidf
 #define RB_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -63,6 +64,7 @@ static inline double bw_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 #undef REAL
 #undef RB
 #undef RGEMM
+#undef RB_MM
 #undef RTANHV
 #undef RSIGM
 #undef RB_CLONES
@@ -74,6 +76,7 @@ static inline double bw_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 #define REAL double
 #define RB(n) n##_f64
 #define RGEMM sl_dgemm
+#define RB_MM sl_bptt_gemm_f64
 #define RTANHV tanh
 #define RSIGM bw_sigmoid
 #define RB_CLONES

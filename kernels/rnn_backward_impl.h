@@ -4,7 +4,8 @@
 ** reference). See train.h for the algorithm. Expects:
 **   REAL        float or double
 **   RB(name)    name with the precision's suffix
-**   RGEMM       sl_sgemm or sl_dgemm
+**   RGEMM       sl_sgemm or sl_dgemm (the products with the input, often one feature)
+**   RB_MM       sl_bptt_gemm or sl_bptt_gemm_f64 (the recurrent products)
 **   RTANHV, RSIGM  tanh and sigmoid (vectorisable for float, libm for double)
 **   RB_CLONES   function attributes of the elementwise rows (ISA clones for float)
 **   RB_DOUBLE   1 for the double instantiation
@@ -16,7 +17,7 @@
 size_t RB_WS_FN(const sl_rnn_weights *w, int64_t B, int64_t T)
 {
     const int64_t H = w->H, GH = sl_cell_gates(w->cell) * H, BT = B * T;
-    size_t n = (size_t)((w->cell == SL_CELL_GRU ? 2 : 1) * BT * GH + BT * H + 4 * B * H + 3 * H + 64);
+    size_t n = (size_t)((w->cell == SL_CELL_GRU ? 2 : 1) * BT * GH + BT * H + 4 * B * H + 3 * H + GH * H + 64);
 #if RB_DOUBLE
     n += (size_t)(GH * w->in + GH * H);
 #endif
@@ -122,10 +123,12 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
     REAL *dal = dc + B * H;             /* [B, H]: dL/dalpha per sequence (leaky RNN) */
     REAL *alpha = dal + B * H;          /* [H]: 1/tau */
     REAL *zrow = alpha + H;             /* [H]: zeros (c_{-1} without a start carry) */
-    REAL *wbuf = zrow + H;
-    (void)wbuf;
+    REAL *WT = zrow + H;                /* [H, GH]: W_hh transposed */
+    REAL *wbuf = WT + GH * H;
     const REAL *Wih = RB(wload)(w->w_ih, GH * in, wbuf);
     const REAL *Whh = RB(wload)(w->w_hh, GH * H, wbuf + GH * in);
+    for (int64_t q = 0; q < GH; q++)
+        for (int64_t j = 0; j < H; j++) WT[j * GH + q] = (REAL)w->w_hh[q * H + j];
     const int leaky = w->tau != NULL;
     for (int64_t j = 0; leaky && j < H; j++)
 #if RB_DOUBLE
@@ -153,7 +156,7 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
         }
     }
     RGEMM(0, 1, BT, GH, in, 1, x, in, Wih, in, 1, A, GH);
-    RGEMM(0, 1, BT, GH, H, 1, Hp, H, Whh, H, 1, gru ? Hh : A, GH);
+    RB_MM(BT, GH, H, Hp, H, 1, WT, GH, 1, gru ? Hh : A, GH);
     REAL *dG = gru ? Hh : A;            /* gradient of the recurrent pre-activations */
 
     memset(dh, 0, (size_t)(B * H) * sizeof *dh);
@@ -177,7 +180,7 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
             }
         }
         /* dL/dh_{t-1} = direct part + dG_t W_hh (rows of step t are T*GH apart). */
-        RGEMM(0, 0, B, H, GH, 1, dG + t * GH, T * GH, Whh, H, 1, dn, H);
+        RB_MM(B, H, GH, dG + t * GH, T * GH, 1, Whh, H, 1, dn, H);
         REAL *tmp = dh; dh = dn; dn = tmp;
     }
     if (dcarry0)
@@ -188,7 +191,7 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
 
     /* Parameter gradients over all steps at once. */
     if (g->w_ih) RGEMM(1, 0, GH, in, BT, 1, A, GH, x, in, 1, g->w_ih, in);
-    if (g->w_hh) RGEMM(1, 0, GH, H, BT, 1, dG, GH, Hp, H, 1, g->w_hh, H);
+    if (g->w_hh) RB_MM(GH, H, BT, dG, 1, GH, Hp, H, 1, g->w_hh, H);
     /* Bias gradients: column sums (the recurrent ones equal the input ones
     ** except for GRU's candidate gate). */
     REAL *cs = dn;                      /* B * H >= GH is not guaranteed: sum in chunks of H */
