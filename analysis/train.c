@@ -127,27 +127,77 @@ int sl_readout_from_model(sl_readout *r, sl_model *m, sl_err *err)
     return rc;
 }
 
+/* The readout's products. Most tasks have a handful of outputs (2 classes),
+** where BLAS spends its time packing: below SKINNY outputs they are plain
+** loops over rows (dot products and axpys, vectorised), in a fixed order. */
+#define SKINNY 8
+
+/* out[R, no] = x[R, ni] W^T + b  (W [no, ni]). */
+static void linear_fwd(int64_t R, int64_t ni, int64_t no, const float *x, const float *W, const float *b, float *out)
+{
+    if (no <= SKINNY) {
+#pragma omp parallel for if (R * ni * no >= (1 << 20)) schedule(static)
+        for (int64_t i = 0; i < R; i++) {
+            const float *xi = x + i * ni;
+            for (int64_t o = 0; o < no; o++) {
+                const float *wo = W + o * ni;
+                float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                for (int64_t j = 0; j < ni; j++) s += xi[j] * wo[j];
+                out[i * no + o] = s + b[o];
+            }
+        }
+        return;
+    }
+    for (int64_t i = 0; i < R; i++) memcpy(out + i * no, b, (size_t)no * sizeof *out);
+    sl_sgemm(0, 1, R, no, ni, 1.0f, x, ni, W, ni, 1.0f, out, no);
+}
+
+/* gW [no, ni] += d^T x, gb += column sums of d, dx [R, ni] = d W (each when not NULL). */
+static void linear_bwd(int64_t R, int64_t ni, int64_t no, const float *x, const float *W, const float *d, float *gW,
+                       float *gb, float *dx)
+{
+    if (gb)
+        for (int64_t i = 0; i < R; i++)
+            for (int64_t o = 0; o < no; o++) gb[o] += d[i * no + o];
+    if (no <= SKINNY) {
+        if (gW)
+            for (int64_t i = 0; i < R; i++)
+                for (int64_t o = 0; o < no; o++) {
+                    const float di = d[i * no + o], *xi = x + i * ni;
+                    float *g = gW + o * ni;
+#pragma omp simd
+                    for (int64_t j = 0; j < ni; j++) g[j] += di * xi[j];
+                }
+        if (dx) {
+#pragma omp parallel for if (R * ni * no >= (1 << 20)) schedule(static)
+            for (int64_t i = 0; i < R; i++) {
+                float *xo = dx + i * ni;
+                memset(xo, 0, (size_t)ni * sizeof *xo);
+                for (int64_t o = 0; o < no; o++) {
+                    const float di = d[i * no + o], *wo = W + o * ni;
+#pragma omp simd
+                    for (int64_t j = 0; j < ni; j++) xo[j] += di * wo[j];
+                }
+            }
+        }
+        return;
+    }
+    if (gW) sl_sgemm(1, 0, no, ni, R, 1.0f, d, no, x, ni, 1.0f, gW, ni);
+    if (dx) sl_sgemm(0, 0, R, ni, no, 1.0f, d, no, W, ni, 0.0f, dx, ni);
+}
+
 /* z [R, n_out] from y [R, n_in] (hid [R, n_hidden] for the MLP). */
 static void readout_forward_f32(const sl_readout *r, int64_t R, const float *y, float *hid, float *z)
 {
     if (r->kind == SL_READOUT_MLP) {
         const int64_t Hd = r->n_hidden;
-        for (int64_t i = 0; i < R; i++) memcpy(hid + i * Hd, r->b1, (size_t)Hd * sizeof *hid);
-        sl_sgemm(0, 1, R, Hd, r->n_in, 1.0f, y, r->n_in, r->w1, r->n_in, 1.0f, hid, Hd);
+        linear_fwd(R, r->n_in, Hd, y, r->w1, r->b1, hid);
         for (int64_t i = 0; i < R * Hd; i++) hid[i] = hid[i] > 0.0f ? hid[i] : 0.0f;
-        for (int64_t i = 0; i < R; i++) memcpy(z + i * r->n_out, r->b2, (size_t)r->n_out * sizeof *z);
-        sl_sgemm(0, 1, R, r->n_out, Hd, 1.0f, hid, Hd, r->w2, Hd, 1.0f, z, r->n_out);
+        linear_fwd(R, Hd, r->n_out, hid, r->w2, r->b2, z);
     } else {
-        for (int64_t i = 0; i < R; i++) memcpy(z + i * r->n_out, r->b1, (size_t)r->n_out * sizeof *z);
-        sl_sgemm(0, 1, R, r->n_out, r->n_in, 1.0f, y, r->n_in, r->w1, r->n_in, 1.0f, z, r->n_out);
+        linear_fwd(R, r->n_in, r->n_out, y, r->w1, r->b1, z);
     }
-}
-
-static void colsum_add(int64_t R, int64_t N, const float *a, float *out)
-{
-    if (!out) return;
-    for (int64_t i = 0; i < R; i++)
-        for (int64_t j = 0; j < N; j++) out[j] += a[i * N + j];
 }
 
 /* Gradients of the readout tensors (added to g) and dy = dL/dy [R, n_in]. */
@@ -157,19 +207,12 @@ static void readout_backward_f32(const sl_readout *r, const sl_grads *g, int64_t
     float *gw1 = sl_grads_f32(g, r->w1), *gb1 = sl_grads_f32(g, r->b1);
     if (r->kind == SL_READOUT_MLP) {
         const int64_t Hd = r->n_hidden;
-        float *gw2 = sl_grads_f32(g, r->w2), *gb2 = sl_grads_f32(g, r->b2);
-        if (gw2) sl_sgemm(1, 0, r->n_out, Hd, R, 1.0f, dz, r->n_out, hid, Hd, 1.0f, gw2, Hd);
-        colsum_add(R, r->n_out, dz, gb2);
-        sl_sgemm(0, 0, R, Hd, r->n_out, 1.0f, dz, r->n_out, r->w2, Hd, 0.0f, dhid, Hd);
+        linear_bwd(R, Hd, r->n_out, hid, r->w2, dz, sl_grads_f32(g, r->w2), sl_grads_f32(g, r->b2), dhid);
         for (int64_t i = 0; i < R * Hd; i++)
             if (!(hid[i] > 0.0f)) dhid[i] = 0.0f;
-        if (gw1) sl_sgemm(1, 0, Hd, r->n_in, R, 1.0f, dhid, Hd, y, r->n_in, 1.0f, gw1, r->n_in);
-        colsum_add(R, Hd, dhid, gb1);
-        sl_sgemm(0, 0, R, r->n_in, Hd, 1.0f, dhid, Hd, r->w1, r->n_in, 0.0f, dy, r->n_in);
+        linear_bwd(R, r->n_in, Hd, y, r->w1, dhid, gw1, gb1, dy);
     } else {
-        if (gw1) sl_sgemm(1, 0, r->n_out, r->n_in, R, 1.0f, dz, r->n_out, y, r->n_in, 1.0f, gw1, r->n_in);
-        colsum_add(R, r->n_out, dz, gb1);
-        sl_sgemm(0, 0, R, r->n_in, r->n_out, 1.0f, dz, r->n_out, r->w1, r->n_in, 0.0f, dy, r->n_in);
+        linear_bwd(R, r->n_in, r->n_out, y, r->w1, dz, gw1, gb1, dy);
     }
 }
 

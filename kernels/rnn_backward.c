@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bptt.h"
+#include "util.h"
 
 /* The float rows below must vectorise: with the default -ftrapping-math GCC
 ** will not if-convert the selects of the polynomial exp/tanh. Nothing here

@@ -17,7 +17,8 @@
 size_t RB_WS_FN(const sl_rnn_weights *w, int64_t B, int64_t T)
 {
     const int64_t H = w->H, GH = sl_cell_gates(w->cell) * H, BT = B * T;
-    size_t n = (size_t)((w->cell == SL_CELL_GRU ? 2 : 1) * BT * GH + BT * H + 4 * B * H + 3 * H + GH * H + 64);
+    size_t n = (size_t)((w->cell == SL_CELL_GRU ? 2 : 1) * BT * GH + BT * H + 4 * B * H + 3 * H + GH * H +
+                        (2 + SL_MIN(w->in, 8)) * GH + 64);
 #if RB_DOUBLE
     n += (size_t)(GH * w->in + GH * H);
 #endif
@@ -124,7 +125,10 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
     REAL *alpha = dal + B * H;          /* [H]: 1/tau */
     REAL *zrow = alpha + H;             /* [H]: zeros (c_{-1} without a start carry) */
     REAL *WT = zrow + H;                /* [H, GH]: W_hh transposed */
-    REAL *wbuf = WT + GH * H;
+    REAL *brow = WT + GH * H;           /* [2, GH]: the bias rows of A and Hh */
+    REAL *xacc = brow + 2 * GH;         /* [in <= 8, GH]: dW_ih transposed, for few inputs */
+    REAL *wbuf = xacc + SL_MIN(in, 8) * GH;
+    const int few = in <= 8;            /* few inputs (bits, symbols): loops instead of BLAS */
     const REAL *Wih = RB(wload)(w->w_ih, GH * in, wbuf);
     const REAL *Whh = RB(wload)(w->w_hh, GH * H, wbuf + GH * in);
     for (int64_t q = 0; q < GH; q++)
@@ -146,16 +150,26 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
     }
     /* Pre-activations of all steps: A = X W_ih^T + b_ih, Hh = H_prev W_hh^T + b_hh
     ** (GRU keeps them apart for the reset gate; the others sum both into A). */
+    for (int64_t k = 0; k < GH; k++) {
+        brow[k] = (w->b_ih ? (REAL)w->b_ih[k] : (REAL)0) + (!gru && w->b_hh ? (REAL)w->b_hh[k] : (REAL)0);
+        brow[GH + k] = w->b_hh ? (REAL)w->b_hh[k] : (REAL)0;
+    }
+    if (few) {
+        /* xacc holds W_ih transposed here ([in, GH]); later dW_ih transposed. */
+        for (int64_t q = 0; q < GH; q++)
+            for (int64_t i = 0; i < in; i++) xacc[i * GH + q] = (REAL)w->w_ih[q * in + i];
+    }
     for (int64_t r = 0; r < BT; r++) {
         REAL *ar = A + r * GH;
-        for (int64_t k = 0; k < GH; k++)
-            ar[k] = (w->b_ih ? (REAL)w->b_ih[k] : (REAL)0) + (!gru && w->b_hh ? (REAL)w->b_hh[k] : (REAL)0);
-        if (gru) {
-            REAL *hr = Hh + r * GH;
-            for (int64_t k = 0; k < GH; k++) hr[k] = w->b_hh ? (REAL)w->b_hh[k] : (REAL)0;
+        memcpy(ar, brow, (size_t)GH * sizeof *ar);
+        for (int64_t i = 0; few && i < in; i++) {
+            const REAL xi = x[r * in + i], *wi = xacc + i * GH;
+#pragma omp simd
+            for (int64_t k = 0; k < GH; k++) ar[k] += xi * wi[k];
         }
+        if (gru) memcpy(Hh + r * GH, brow + GH, (size_t)GH * sizeof *ar);
     }
-    RGEMM(0, 1, BT, GH, in, 1, x, in, Wih, in, 1, A, GH);
+    if (!few) RGEMM(0, 1, BT, GH, in, 1, x, in, Wih, in, 1, A, GH);
     RB_MM(BT, GH, H, Hp, H, 1, WT, GH, 1, gru ? Hh : A, GH);
     REAL *dG = gru ? Hh : A;            /* gradient of the recurrent pre-activations */
 
@@ -190,7 +204,20 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
         }
 
     /* Parameter gradients over all steps at once. */
-    if (g->w_ih) RGEMM(1, 0, GH, in, BT, 1, A, GH, x, in, 1, g->w_ih, in);
+    if (g->w_ih && few) {
+        memset(xacc, 0, (size_t)(in * GH) * sizeof *xacc);
+        for (int64_t r = 0; r < BT; r++)
+            for (int64_t i = 0; i < in; i++) {
+                const REAL xi = x[r * in + i], *ar = A + r * GH;
+                REAL *acc = xacc + i * GH;
+#pragma omp simd
+                for (int64_t q = 0; q < GH; q++) acc[q] += ar[q] * xi;
+            }
+        for (int64_t q = 0; q < GH; q++)
+            for (int64_t i = 0; i < in; i++) g->w_ih[q * in + i] += xacc[i * GH + q];
+    } else if (g->w_ih) {
+        RGEMM(1, 0, GH, in, BT, 1, A, GH, x, in, 1, g->w_ih, in);
+    }
     if (g->w_hh) RB_MM(GH, H, BT, dG, 1, GH, Hp, H, 1, g->w_hh, H);
     /* Bias gradients: column sums (the recurrent ones equal the input ones
     ** except for GRU's candidate gate). */
@@ -199,8 +226,11 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
         for (int pass = 0; pass < (gru ? 2 : 1); pass++) {
             const REAL *src = pass ? dG : A;
             memset(cs, 0, (size_t)H * sizeof *cs);
-            for (int64_t r = 0; r < BT; r++)
-                for (int64_t k = 0; k < H; k++) cs[k] += src[r * GH + k0 + k];
+            for (int64_t r = 0; r < BT; r++) {
+                const REAL *sr = src + r * GH + k0;
+#pragma omp simd
+                for (int64_t k = 0; k < H; k++) cs[k] += sr[k];
+            }
             for (int64_t k = 0; k < H; k++) {
                 if (!pass && g->b_ih && w->b_ih) g->b_ih[k0 + k] += cs[k];
                 if ((pass || !gru) && g->b_hh && w->b_hh) g->b_hh[k0 + k] += cs[k];
