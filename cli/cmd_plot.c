@@ -15,6 +15,7 @@
 #include "plot.h"
 #include "spectrum.h"
 #include "spectrum_plot.h"
+#include "train_plot.h"
 #include "util.h"
 
 /* Largest layer index in the run's series/timescales rows, + 1. */
@@ -167,6 +168,78 @@ done:
     return rc;
 }
 
+/* Curve `name` of a run (x and y malloc'ed; n = 0 when absent). */
+static int load_curve(sqlite3 *h, int64_t run, const char *name, double **x, double **y, size_t *n, sl_err *err)
+{
+    *x = *y = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h, "SELECT x, y FROM curves WHERE run_id = ? AND name = ? ORDER BY rowid", -1, &st, NULL) != SQLITE_OK)
+        return sl_err_set(err, SL_EDB, "reading curve %s: %s", name, sqlite3_errmsg(h));
+    sqlite3_bind_int64(st, 1, run);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    size_t cap = 0;
+    int rc = SL_OK;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 256;
+            double *a = realloc(*x, cap * sizeof *a), *b = a ? realloc(*y, cap * sizeof *b) : NULL;
+            if (a) *x = a;
+            if (b) *y = b;
+            if (!a || !b) { rc = sl_err_set(err, SL_ENOMEM, "out of memory"); break; }
+        }
+        (*x)[*n] = sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 0);
+        (*y)[*n] = sqlite3_column_type(st, 1) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 1);
+        (*n)++;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static double param_double(const sl_run_record *r, const char *key)
+{
+    const char *v = param(r, key);
+    return v ? atof(v) : NAN;
+}
+
+static int render_train(sqlite3 *h, const sl_run_record *r, sl_figure **fig, sl_err *err)
+{
+    const char *names[4] = { "loss", "accuracy", "eval_accuracy", "n" };
+    double *x[4] = { 0 }, *y[4] = { 0 };
+    size_t n[4] = { 0 };
+    int rc = SL_OK;
+    for (int i = 0; i < 4 && !rc; i++) rc = load_curve(h, r->id, names[i], &x[i], &y[i], &n[i], err);
+    if (!rc && !n[0]) rc = sl_err_set(err, SL_EINVAL, "run %lld stores no loss curve", (long long)r->id);
+    if (!rc) {
+        char stem[256], title[512];
+        const char *task = param(r, "task"), *data = param(r, "data");
+        snprintf(title, sizeof title, "%s: %s on %s", stem_of(r, stem, sizeof stem), r->model_family ? r->model_family : "model",
+                 task && *task ? task : data ? cli_basename(data) : "?");
+        rc = sl_train_figure((sl_curve){ n[0], x[0], y[0] }, (sl_curve){ n[1], x[1], y[1] }, (sl_curve){ n[2], x[2], y[2] },
+                             (sl_curve){ n[3], x[3], y[3] }, param_double(r, "chance"), title, fig, err);
+    }
+    for (int i = 0; i < 4; i++) { free(x[i]); free(y[i]); }
+    return rc;
+}
+
+static int render_eval(sqlite3 *h, const sl_run_record *r, sl_figure **fig, sl_err *err)
+{
+    double *x[2] = { 0 }, *y[2] = { 0 };
+    size_t n[2] = { 0 };
+    int rc = load_curve(h, r->id, "accuracy", &x[0], &y[0], &n[0], err);
+    if (!rc) rc = load_curve(h, r->id, "accuracy_last", &x[1], &y[1], &n[1], err);
+    if (!rc && !n[0]) rc = sl_err_set(err, SL_EINVAL, "run %lld stores no accuracy curve", (long long)r->id);
+    if (!rc) {
+        char stem[256], title[512];
+        const char *task = param(r, "task.task"), *data = param(r, "data");
+        snprintf(title, sizeof title, "%s on %s", stem_of(r, stem, sizeof stem), task ? task : data ? cli_basename(data) : "?");
+        rc = sl_eval_figure((sl_curve){ n[0], x[0], y[0] }, (sl_curve){ n[1], x[1], y[1] }, param_double(r, "train_length"),
+                            param_double(r, "chance"), title, fig, err);
+    }
+    for (int i = 0; i < 2; i++) { free(x[i]); free(y[i]); }
+    return rc;
+}
+
 /* Renderers by command name. */
 static const struct {
     const char *command;
@@ -174,6 +247,8 @@ static const struct {
 } renderers[] = {
     { "spectrum", render_spectrum },
     { "timescales", render_timescales },
+    { "train", render_train },
+    { "eval", render_eval },
 };
 
 static int plot_run(sl_cli *c, int argc, char **argv)
@@ -209,7 +284,7 @@ static int plot_run(sl_cli *c, int argc, char **argv)
     for (size_t i = 0; i < SL_ARRAY_LEN(renderers); i++)
         if (!strcmp(renderers[i].command, r->command)) render = renderers[i].render;
     if (!render) {
-        rc = cli_error(c, 2, "run %lld (%s) has no figure to draw (figures exist for: spectrum, timescales)",
+        rc = cli_error(c, 2, "run %lld (%s) has no figure to draw (figures exist for: spectrum, timescales, train, eval)",
                        (long long)id, r->command);
         goto done;
     }
@@ -245,7 +320,7 @@ const sl_command sl_cmd_plot = {
     .help = "usage: seqlab plot RUN [-o FILE] [--dpi N] [--db PATH]\n\n"
             "Draws the figure of run RUN (an id or a UUID prefix) again from its stored rows, without\n"
             "recomputing: another format from the extension (.png, .pdf, .svg), another resolution with\n"
-            "--dpi. Works for every analysis that stores results (spectrum, timescales). The figure is added\n"
+            "--dpi. Works for every analysis that stores results (spectrum, timescales, train, eval). The figure is added\n"
             "to the run's artifacts; its path is printed.\n\n"
             "options:\n"
             "  -o, --output FILE  where to write (default <model>-<command>-run<id>.png beside the database)\n"

@@ -8,6 +8,7 @@
 
 extern const sl_command sl_cmd_help, sl_cmd_info, sl_cmd_init, sl_cmd_run, sl_cmd_runs, sl_cmd_show, sl_cmd_sql,
     sl_cmd_spectrum, sl_cmd_timescales, sl_cmd_plot;
+extern const sl_command sl_cmd_data, sl_cmd_train, sl_cmd_eval;
 
 /* Model commands first, then the analyses, then the run store. */
 static const sl_command *const commands[] = {
@@ -21,6 +22,9 @@ static const sl_command *const commands[] = {
     &sl_cmd_show,
     &sl_cmd_sql,
     &sl_cmd_help,
+    &sl_cmd_data,
+    &sl_cmd_train,
+    &sl_cmd_eval,
 };
 
 const sl_command *const *sl_cli_commands(size_t *n)

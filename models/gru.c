@@ -87,6 +87,9 @@ static const sl_layer_ops gru_ops = {
     .step = gru_step,
     .linsys = gru_linsys,
     .free = sl_torch_rnn_free,
+    .backward = sl_torch_rnn_backward,
+    .backward_f64 = sl_torch_rnn_backward_f64,
+    .params_changed = sl_torch_rnn_params_changed,
 };
 
 static int gru_detect(const sl_tensors *ts, json_t **config) { return sl_torch_rnn_detect(ts, 3, config); }

@@ -54,6 +54,37 @@ typedef struct sl_fwd {
 } sl_fwd;
 
 typedef struct sl_layer sl_layer;
+struct sl_grads;
+struct sl_scratch;
+
+/* Arguments of a backward pass (backpropagation through time) in float32,
+** after a forward pass over the same x that kept its carries (sl_fwd.states).
+** Gradients of the layer's parameters are ADDED to their buffers in g
+** (sl_grads_f32(g, param) gives the buffer of a parameter tensor's data, or
+** NULL for a frozen one, which the family then skips). The gradient flowing
+** into the final carry is zero (the loss reads the outputs y only). */
+typedef struct sl_bwd {
+    int64_t      B, T;
+    const float *x;          /* [B, T, n_in]: the forward's input */
+    const float *carry0;     /* [B, n_carry]: the forward's start state, NULL = zeros */
+    const float *states;     /* [B, T, n_carry]: the carry after every step (from the forward) */
+    const float *dy;         /* [B, T, n_out]: dL/dy */
+    float       *dx;         /* [B, T, n_in]: dL/dx written here (overwritten), or NULL: not wanted */
+    float       *dcarry0;    /* [B, n_carry]: dL/d(start state) written here, or NULL */
+    const struct sl_grads *g;
+    struct sl_scratch *scratch;  /* reusable workspace (sl_scratch_get), or NULL: allocate per call */
+} sl_bwd;
+
+/* The same in double: the reference backward that the finite-difference
+** tests check (states come from the double step, see grad.h). Gradients are
+** added to sl_grads_f64(g, param). */
+typedef struct sl_bwd_f64 {
+    int64_t       B, T;
+    const double *x, *carry0, *states, *dy;
+    double       *dx, *dcarry0;
+    const struct sl_grads *g;
+    struct sl_scratch *scratch;
+} sl_bwd_f64;
 
 typedef struct sl_layer_ops {
     /* Forward pass (float32). */
@@ -68,6 +99,16 @@ typedef struct sl_layer_ops {
                    sl_err *err);
     /* Release impl (not the tensors, which the model owns). */
     void (*free)(sl_layer *L);
+    /* ---- training (optional; see models/grad.h for the contract) ----
+    ** Backward pass in float32 (the training path) and in double (the
+    ** reference the gradient tests hold against finite differences). */
+    int  (*backward)(const sl_layer *L, const sl_bwd *b, sl_err *err);
+    int  (*backward_f64)(const sl_layer *L, const sl_bwd_f64 *b, sl_err *err);
+    /* The optimiser changed the layer's parameter tensors in place: project
+    ** them onto their constraint set (e.g. leaky RNN tau >= 1) and refresh
+    ** anything cached from them at build (1/tau, packed weights). NULL when
+    ** the layer caches nothing and has no constraints. */
+    int  (*params_changed)(sl_layer *L, sl_err *err);
 } sl_layer_ops;
 
 /* Layer properties (flags). */

@@ -105,6 +105,9 @@ static const sl_layer_ops lstm_ops = {
     .step = lstm_step,
     .linsys = lstm_linsys,
     .free = sl_torch_rnn_free,
+    .backward = sl_torch_rnn_backward,
+    .backward_f64 = sl_torch_rnn_backward_f64,
+    .params_changed = sl_torch_rnn_params_changed,
 };
 
 static int lstm_detect(const sl_tensors *ts, json_t **config) { return sl_torch_rnn_detect(ts, 4, config); }

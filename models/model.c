@@ -250,6 +250,10 @@ static int finish(sl_model *m, json_t *hf_config, sl_err *err)
     m->role = calloc(m->tensors->n ? m->tensors->n : 1, 1);
     if (!m->role || !m->config) return sl_err_set(err, SL_ENOMEM, "out of memory");
     if (m->fam->build && (rc = m->fam->build(m, err))) return rc;
+    /* The readout `seqlab train` adds (readout.weight, readout.0.bias, ...) is a
+    ** head whatever the family; families leave those tensors alone. */
+    for (size_t i = 0; i < m->tensors->n; i++)
+        if (m->role[i] == SL_ROLE_OTHER && strncmp(m->tensors->t[i].name, "readout.", 8) == 0) m->role[i] = SL_ROLE_HEAD;
     return SL_OK;
 }
 

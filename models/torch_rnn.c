@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grad.h"
+#include "bptt.h"
 #include "util.h"
 
 const char *sl_torch_rnn_name(const char *prefix, int cell, const char *what, int64_t layer, char *buf, size_t n)
@@ -162,6 +164,57 @@ int sl_torch_rnn_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
     if (f->algo != SL_ALGO_AUTO && f->algo != SL_ALGO_RECURRENT)
         return sl_err_set(err, SL_EUNSUP, "%s layers have only the recurrent forward algorithm", L->kind);
     return sl_rnn_forward(w, f->B, f->T, f->x, f->y, f->carry, f->states, err);
+}
+
+int sl_torch_rnn_backward(const sl_layer *L, const sl_bwd *b, sl_err *err)
+{
+    const sl_rnn_weights *w = L->impl;
+    sl_rnn_grads g = {
+        .w_ih = sl_grads_f32(b->g, w->w_ih), .w_hh = sl_grads_f32(b->g, w->w_hh),
+        .b_ih = sl_grads_f32(b->g, w->b_ih), .b_hh = sl_grads_f32(b->g, w->b_hh),
+        .tau = sl_grads_f32(b->g, w->tau),
+    };
+    size_t need = sl_rnn_backward_ws(w, b->B, b->T);
+    void *own = NULL, *ws = b->scratch ? sl_scratch_get(b->scratch, need) : (own = malloc(need));
+    if (!ws) return sl_err_set(err, SL_ENOMEM, "out of memory for the backward workspace");
+    int rc = sl_rnn_backward(w, b->B, b->T, b->x, b->carry0, b->states, b->dy, b->dx, b->dcarry0, &g, ws, need, err);
+    free(own);
+    return rc;
+}
+
+int sl_torch_rnn_backward_f64(const sl_layer *L, const sl_bwd_f64 *b, sl_err *err)
+{
+    const sl_rnn_weights *w = L->impl;
+    sl_rnn_grads_f64 g = {
+        .w_ih = sl_grads_f64(b->g, w->w_ih), .w_hh = sl_grads_f64(b->g, w->w_hh),
+        .b_ih = sl_grads_f64(b->g, w->b_ih), .b_hh = sl_grads_f64(b->g, w->b_hh),
+        .tau = sl_grads_f64(b->g, w->tau),
+    };
+    size_t need = sl_rnn_backward_f64_ws(w, b->B, b->T);
+    void *own = NULL, *ws = b->scratch ? sl_scratch_get(b->scratch, need) : (own = malloc(need));
+    if (!ws) return sl_err_set(err, SL_ENOMEM, "out of memory for the backward workspace");
+    int rc = sl_rnn_backward_f64(w, b->B, b->T, b->x, b->carry0, b->states, b->dy, b->dx, b->dcarry0, &g, ws, need,
+                                 err);
+    free(own);
+    return rc;
+}
+
+int sl_torch_rnn_params_changed(sl_layer *L, sl_err *err)
+{
+    (void)err;
+    sl_rnn_weights *w = L->impl;
+    if (w->tau) {
+        /* The model owns tau's storage (writable); the layer only reads it
+        ** elsewhere. alpha lives in this layer's own block (build_layers). */
+        float *tau = (float *)w->tau, *alpha = (float *)w->alpha;
+        for (int64_t j = 0; j < w->H; j++) {
+            if (!(tau[j] >= 1.0f)) tau[j] = 1.0f;   /* also catches NaN */
+            alpha[j] = 1.0f / tau[j];
+        }
+    }
+    /* Weights are read in place by the forward kernel; a kernel that caches a
+    ** packed copy of them must rebuild it here. */
+    return SL_OK;
 }
 
 int sl_torch_rnn_build_layers(sl_model *m, const sl_torch_rnn *s, sl_cell_kind cell, const sl_layer_ops *ops,

@@ -55,6 +55,14 @@ int sl_torch_rnn_build_layers(sl_model *m, const sl_torch_rnn *spec, sl_cell_kin
 int sl_torch_rnn_forward(const sl_layer *L, const sl_fwd *f, sl_err *err);
 void sl_torch_rnn_free(sl_layer *L);
 
+/* Training ops shared by the three families (models/grad.h): BPTT in float
+** and double through kernels/rnn_backward.c, and params_changed, which keeps
+** the leaky RNN's tau >= 1 (clamped after each update: projected gradient
+** descent) and refreshes the cached 1/tau the forward kernel uses. */
+int sl_torch_rnn_backward(const sl_layer *L, const sl_bwd *b, sl_err *err);
+int sl_torch_rnn_backward_f64(const sl_layer *L, const sl_bwd_f64 *b, sl_err *err);
+int sl_torch_rnn_params_changed(sl_layer *L, sl_err *err);
+
 /* PyTorch's initialisation for seqlab init: every weight and bias uniform in
 ** [-1/sqrt(H), 1/sqrt(H)] (GSL's MT19937 seeded with seed), in state-dict
 ** order; leaky RNN adds tau_l{k} filled with the config's "tau" (default 1).

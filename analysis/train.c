@@ -1,0 +1,1002 @@
+/*
+** Training: see train.h.
+**
+** One training step is: a batch from the task (or the data file), the model's
+** forward pass with its tape, the readout (one GEMM over all B*T rows), the
+** masked loss and its gradient, the readout's backward (GEMMs), the model's
+** backward (each family's BPTT), gradient noise, clipping, the learning rate
+** of the step, AdamW, and the layers' params_changed hook. Buffers are kept in
+** the trainer and grow to the largest batch, so a warm step allocates nothing
+** but the forward kernel's own workspace.
+**
+** The double-precision path (sl_loss_grad_f64) repeats the readout and loss
+** with plain loops over doubles; it exists for the gradient tests.
+*/
+#include "train.h"
+
+#include <gsl/gsl_randist.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "safetensors.h"
+#include "util.h"
+
+static uint64_t mix_seed(uint64_t seed, uint64_t k)
+{
+    uint64_t z = seed + (k + 1) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static gsl_rng *rng_new(uint64_t seed)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (r) gsl_rng_set(r, (unsigned long)seed);
+    return r;
+}
+
+/* ------------------------------------------------------------ readout */
+static const char *ro_name(sl_readout_kind kind, int which)
+{
+    static const char *const lin[4] = { "readout.weight", "readout.bias", NULL, NULL };
+    static const char *const mlp[4] = { "readout.0.weight", "readout.0.bias", "readout.2.weight", "readout.2.bias" };
+    return kind == SL_READOUT_MLP ? mlp[which] : lin[which];
+}
+
+int sl_readout_init(sl_tensors *ts, sl_readout_kind kind, int64_t n_in, int64_t n_hidden, int64_t n_out, uint64_t seed,
+                    sl_err *err)
+{
+    gsl_rng *r = rng_new(seed);
+    if (!r) return sl_err_set(err, SL_ENOMEM, "out of memory");
+    const int nl = kind == SL_READOUT_MLP ? 2 : 1;
+    int rc = SL_OK;
+    for (int l = 0; l < nl && !rc; l++) {
+        int64_t fi = l == 0 ? n_in : n_hidden, fo = (nl == 2 && l == 0) ? n_hidden : n_out;
+        const double k = 1.0 / sqrt((double)fi);
+        int64_t ws[2] = { fo, fi }, bs[1] = { fo };
+        sl_tensor *t;
+        if ((rc = sl_tensors_add(ts, ro_name(kind, 2 * l), 2, ws, NULL, &t, err))) break;
+        for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)(gsl_rng_uniform(r) * 2.0 * k - k);
+        if ((rc = sl_tensors_add(ts, ro_name(kind, 2 * l + 1), 1, bs, NULL, &t, err))) break;
+        for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)(gsl_rng_uniform(r) * 2.0 * k - k);
+    }
+    gsl_rng_free(r);
+    return rc;
+}
+
+int sl_readout_bind(sl_readout *r, sl_model *m, sl_readout_kind kind, int64_t K, int64_t C, sl_loss_kind loss,
+                    sl_err *err)
+{
+    memset(r, 0, sizeof *r);
+    r->kind = kind;
+    r->K = K;
+    r->C = loss == SL_LOSS_MSE ? 1 : C;
+    r->loss = loss;
+    r->n_in = m->n_out;
+    r->n_out = K * r->C;
+    if (K < 1 || r->C < 1) return sl_err_set(err, SL_EINVAL, "readout needs at least one head and one class");
+    if (loss == SL_LOSS_CE && C < 2) return sl_err_set(err, SL_EINVAL, "cross-entropy needs at least 2 classes");
+    int rc;
+    const sl_tensor *t[4] = { 0 };
+    for (int i = 0; i < (kind == SL_READOUT_MLP ? 4 : 2); i++) {
+        t[i] = sl_tensors_find(m->tensors, ro_name(kind, i));
+        if (!t[i]) return sl_err_set(err, SL_EFORMAT, "model has no readout tensor %s", ro_name(kind, i));
+    }
+    r->n_hidden = kind == SL_READOUT_MLP && t[0]->ndim == 2 ? t[0]->shape[0] : 0;
+    const int64_t fo1 = kind == SL_READOUT_MLP ? r->n_hidden : r->n_out;
+    int64_t s0[2] = { fo1, r->n_in }, s1[1] = { fo1 }, s2[2] = { r->n_out, r->n_hidden }, s3[1] = { r->n_out };
+    if ((rc = sl_tensor_expect(t[0], ro_name(kind, 0), 2, s0, err)) || (rc = sl_tensor_expect(t[1], ro_name(kind, 1), 1, s1, err)))
+        return rc;
+    if (kind == SL_READOUT_MLP &&
+        ((rc = sl_tensor_expect(t[2], ro_name(kind, 2), 2, s2, err)) || (rc = sl_tensor_expect(t[3], ro_name(kind, 3), 1, s3, err))))
+        return rc;
+    r->w1 = t[0]->data;
+    r->b1 = t[1]->data;
+    r->w2 = t[2] ? t[2]->data : NULL;
+    r->b2 = t[3] ? t[3]->data : NULL;
+    for (int i = 0; i < 4; i++)
+        if (t[i]) sl_model_set_role(m, t[i]->name, SL_ROLE_HEAD);
+    return SL_OK;
+}
+
+static json_t *meta_json(const sl_model *m, const char *key)
+{
+    const char *s = json_string_value(json_object_get(m->metadata, key));
+    return s ? json_loads(s, 0, NULL) : NULL;
+}
+
+int sl_readout_from_model(sl_readout *r, sl_model *m, sl_err *err)
+{
+    json_t *tr = meta_json(m, "seqlab.train");
+    if (!json_is_object(tr)) {
+        json_decref(tr);
+        return sl_err_set(err, SL_EFORMAT, "%s: no seqlab.train metadata (not a model seqlab train wrote)", m->path);
+    }
+    const char *ro = json_string_value(json_object_get(tr, "readout")), *lo = json_string_value(json_object_get(tr, "loss"));
+    int64_t K = json_integer_value(json_object_get(tr, "heads")), C = json_integer_value(json_object_get(tr, "classes"));
+    int rc;
+    if (!ro || !lo || K < 1 || C < 1)
+        rc = sl_err_set(err, SL_EFORMAT, "%s: seqlab.train lacks readout, loss, heads or classes", m->path);
+    else
+        rc = sl_readout_bind(r, m, !strcmp(ro, "mlp") ? SL_READOUT_MLP : SL_READOUT_LINEAR, K, C,
+                             !strcmp(lo, "mse") ? SL_LOSS_MSE : SL_LOSS_CE, err);
+    json_decref(tr);
+    return rc;
+}
+
+/* The readout's products. Most tasks have a handful of outputs (2 classes),
+** where BLAS spends its time packing: below SKINNY outputs they are plain
+** loops over rows (dot products and axpys, vectorised), in a fixed order. */
+#define SKINNY 8
+
+/* out[R, no] = x[R, ni] W^T + b  (W [no, ni]). */
+static void linear_fwd(int64_t R, int64_t ni, int64_t no, const float *x, const float *W, const float *b, float *out)
+{
+    if (no <= SKINNY) {
+#pragma omp parallel for if (R * ni * no >= (1 << 20)) schedule(static)
+        for (int64_t i = 0; i < R; i++) {
+            const float *xi = x + i * ni;
+            for (int64_t o = 0; o < no; o++) {
+                const float *wo = W + o * ni;
+                float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                for (int64_t j = 0; j < ni; j++) s += xi[j] * wo[j];
+                out[i * no + o] = s + b[o];
+            }
+        }
+        return;
+    }
+    for (int64_t i = 0; i < R; i++) memcpy(out + i * no, b, (size_t)no * sizeof *out);
+    sl_sgemm(0, 1, R, no, ni, 1.0f, x, ni, W, ni, 1.0f, out, no);
+}
+
+/* gW [no, ni] += d^T x, gb += column sums of d, dx [R, ni] = d W (each when not NULL). */
+static void linear_bwd(int64_t R, int64_t ni, int64_t no, const float *x, const float *W, const float *d, float *gW,
+                       float *gb, float *dx)
+{
+    if (gb)
+        for (int64_t i = 0; i < R; i++)
+            for (int64_t o = 0; o < no; o++) gb[o] += d[i * no + o];
+    if (no <= SKINNY) {
+        if (gW)
+            for (int64_t i = 0; i < R; i++)
+                for (int64_t o = 0; o < no; o++) {
+                    const float di = d[i * no + o], *xi = x + i * ni;
+                    float *g = gW + o * ni;
+#pragma omp simd
+                    for (int64_t j = 0; j < ni; j++) g[j] += di * xi[j];
+                }
+        if (dx) {
+#pragma omp parallel for if (R * ni * no >= (1 << 20)) schedule(static)
+            for (int64_t i = 0; i < R; i++) {
+                float *xo = dx + i * ni;
+                memset(xo, 0, (size_t)ni * sizeof *xo);
+                for (int64_t o = 0; o < no; o++) {
+                    const float di = d[i * no + o], *wo = W + o * ni;
+#pragma omp simd
+                    for (int64_t j = 0; j < ni; j++) xo[j] += di * wo[j];
+                }
+            }
+        }
+        return;
+    }
+    if (gW) sl_sgemm(1, 0, no, ni, R, 1.0f, d, no, x, ni, 1.0f, gW, ni);
+    if (dx) sl_sgemm(0, 0, R, ni, no, 1.0f, d, no, W, ni, 0.0f, dx, ni);
+}
+
+/* z [R, n_out] from y [R, n_in] (hid [R, n_hidden] for the MLP). */
+static void readout_forward_f32(const sl_readout *r, int64_t R, const float *y, float *hid, float *z)
+{
+    if (r->kind == SL_READOUT_MLP) {
+        const int64_t Hd = r->n_hidden;
+        linear_fwd(R, r->n_in, Hd, y, r->w1, r->b1, hid);
+        for (int64_t i = 0; i < R * Hd; i++) hid[i] = hid[i] > 0.0f ? hid[i] : 0.0f;
+        linear_fwd(R, Hd, r->n_out, hid, r->w2, r->b2, z);
+    } else {
+        linear_fwd(R, r->n_in, r->n_out, y, r->w1, r->b1, z);
+    }
+}
+
+/* Gradients of the readout tensors (added to g) and dy = dL/dy [R, n_in]. */
+static void readout_backward_f32(const sl_readout *r, const sl_grads *g, int64_t R, const float *y, const float *hid,
+                                 const float *dz, float *dhid, float *dy)
+{
+    float *gw1 = sl_grads_f32(g, r->w1), *gb1 = sl_grads_f32(g, r->b1);
+    if (r->kind == SL_READOUT_MLP) {
+        const int64_t Hd = r->n_hidden;
+        linear_bwd(R, Hd, r->n_out, hid, r->w2, dz, sl_grads_f32(g, r->w2), sl_grads_f32(g, r->b2), dhid);
+        for (int64_t i = 0; i < R * Hd; i++)
+            if (!(hid[i] > 0.0f)) dhid[i] = 0.0f;
+        linear_bwd(R, r->n_in, Hd, y, r->w1, dhid, gw1, gb1, dy);
+    } else {
+        linear_bwd(R, r->n_in, r->n_out, y, r->w1, dz, gw1, gb1, dy);
+    }
+}
+
+/* ------------------------------------------------------------ loss */
+/* Per (row, head): loss, whether correct; writes dz scaled by wgt when dz. */
+static double entry_f32(const sl_readout *r, const float *z, float target, float *dz, double wgt, int *correct)
+{
+    const int64_t C = r->C;
+    if (r->loss == SL_LOSS_MSE) {
+        double d = (double)z[0] - (double)target;
+        if (dz) dz[0] = (float)(2.0 * d * wgt);
+        *correct = fabs(d) < 0.5;
+        return d * d;
+    }
+    const int64_t tc = (int64_t)target;
+    float mx = z[0];
+    int64_t am = 0;
+    for (int64_t c = 1; c < C; c++)
+        if (z[c] > mx) { mx = z[c]; am = c; }
+    double se = 0;
+    for (int64_t c = 0; c < C; c++) se += exp((double)z[c] - (double)mx);
+    double lse = (double)mx + log(se);
+    if (dz)
+        for (int64_t c = 0; c < C; c++) dz[c] = (float)((exp((double)z[c] - lse) - (c == tc ? 1.0 : 0.0)) * wgt);
+    *correct = am == tc;
+    return lse - (double)z[tc < 0 || tc >= C ? 0 : tc];
+}
+
+void sl_loss_f32(const sl_readout *r, int64_t B, int64_t T, const float *z, const float *target, const float *mask,
+                 float *dz, sl_metrics *m)
+{
+    const int64_t K = r->K, R = B * T, no = r->n_out;
+    memset(m, 0, sizeof *m);
+    m->K = K;
+    double wsum = 0;
+    for (int64_t i = 0; i < R * K; i++) wsum += mask[i];
+    const double inv = wsum > 0 ? 1.0 / wsum : 0.0;
+    double loss = 0;
+    for (int64_t i = 0; i < R; i++) {
+        for (int64_t k = 0; k < K; k++) {
+            const float w = mask[i * K + k];
+            float *dzk = dz ? dz + i * no + k * r->C : NULL;
+            if (!(w > 0.0f)) {
+                if (dzk) memset(dzk, 0, (size_t)r->C * sizeof *dzk);
+                continue;
+            }
+            int ok;
+            loss += w * entry_f32(r, z + i * no + k * r->C, target[i * K + k], dzk, w * inv, &ok);
+            m->acc += w * ok;
+            if (k < SL_TRAIN_MAX_HEADS) { m->head_acc[k] += w * ok; m->head_n[k] += w; }
+        }
+    }
+    /* The last masked step of each sequence and head. */
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t t = T - 1; t >= 0; t--) {
+                const int64_t i = b * T + t;
+                if (!(mask[i * K + k] > 0.0f)) continue;
+                int ok;
+                entry_f32(r, z + i * no + k * r->C, target[i * K + k], NULL, 0, &ok);
+                m->last_acc += ok;
+                m->last_n += 1;
+                break;
+            }
+    m->n = wsum;
+    m->loss = loss * inv;
+    m->acc = wsum > 0 ? m->acc * inv : NAN;
+    m->last_acc = m->last_n > 0 ? m->last_acc / m->last_n : NAN;
+    for (int64_t k = 0; k < K && k < SL_TRAIN_MAX_HEADS; k++)
+        m->head_acc[k] = m->head_n[k] > 0 ? m->head_acc[k] / m->head_n[k] : NAN;
+}
+
+void sl_loss_f64(const sl_readout *r, int64_t B, int64_t T, const double *z, const float *target, const float *mask,
+                 double *dz, double *loss_out)
+{
+    const int64_t K = r->K, R = B * T, no = r->n_out, C = r->C;
+    double wsum = 0, loss = 0;
+    for (int64_t i = 0; i < R * K; i++) wsum += mask[i];
+    const double inv = wsum > 0 ? 1.0 / wsum : 0.0;
+    for (int64_t i = 0; i < R; i++)
+        for (int64_t k = 0; k < K; k++) {
+            const double w = mask[i * K + k];
+            const double *zk = z + i * no + k * C;
+            double *dzk = dz ? dz + i * no + k * C : NULL;
+            if (!(w > 0)) {
+                if (dzk) memset(dzk, 0, (size_t)C * sizeof *dzk);
+                continue;
+            }
+            if (r->loss == SL_LOSS_MSE) {
+                double d = zk[0] - (double)target[i * K + k];
+                loss += w * d * d;
+                if (dzk) dzk[0] = 2.0 * d * w * inv;
+                continue;
+            }
+            const int64_t tc = (int64_t)target[i * K + k];
+            double mx = zk[0];
+            for (int64_t c = 1; c < C; c++) mx = fmax(mx, zk[c]);
+            double se = 0;
+            for (int64_t c = 0; c < C; c++) se += exp(zk[c] - mx);
+            double lse = mx + log(se);
+            loss += w * (lse - zk[tc]);
+            if (dzk)
+                for (int64_t c = 0; c < C; c++) dzk[c] = (exp(zk[c] - lse) - (c == tc ? 1.0 : 0.0)) * w * inv;
+        }
+    *loss_out = loss * inv;
+}
+
+/* ------------------------------------------------------------ options */
+static const sl_config_key train_keys[] = {
+    {"steps", "int", "optimiser steps (default 1000)"},
+    {"batch", "int", "sequences per step (default 32)"},
+    {"lr", "float", "peak learning rate (default 1e-3)"},
+    {"lr_min", "float", "learning rate at the last step of the cosine decay (default 0)"},
+    {"warmup", "int", "steps of linear warm-up from 0 to lr (default 0)"},
+    {"schedule", "string", "cosine (decay to lr-min after the warm-up) or constant (default cosine)"},
+    {"beta1", "float", "AdamW beta1 (default 0.9)"},
+    {"beta2", "float", "AdamW beta2 (default 0.999)"},
+    {"eps", "float", "AdamW epsilon (default 1e-8)"},
+    {"weight_decay", "float", "AdamW decoupled weight decay of weight matrices (default 0)"},
+    {"clip", "float", "clip the global gradient norm to this; 0 = off (default 1)"},
+    {"grad_noise", "float", "eta of annealed gradient noise, variance eta/(1+t)^gamma; 0 = off (default 0)"},
+    {"noise_gamma", "float", "gamma of the gradient noise (default 0.55)"},
+    {"curriculum", "string", "none, single (single-head) or multi (multi-head), for parity and dms (default none)"},
+    {"n_start", "int", "curricula: first N (default 2)"},
+    {"n_max", "int", "curricula: last N; multi-head readouts get n_max - n_start + 1 heads (default 32)"},
+    {"threshold", "float", "curricula: accuracy that moves N on (default 0.98)"},
+    {"eval_every", "int", "evaluate on fresh sequences every K steps; 0 = only at the end (default 100)"},
+    {"eval_batch", "int", "sequences per evaluation (default 256)"},
+    {"loss", "string", "ce (cross-entropy) or mse (default ce)"},
+    {"readout", "string", "linear or mlp (one ReLU hidden layer) (default linear)"},
+    {"readout_hidden", "int", "hidden units of the MLP readout (default 64)"},
+    {0, 0, 0},
+};
+
+const sl_config_key *sl_train_keys(void) { return train_keys; }
+
+int sl_train_opts_from_json(json_t *cfg, sl_train_opts *o, sl_err *err)
+{
+    memset(o, 0, sizeof *o);
+    const char *k;
+    json_t *v;
+    json_object_foreach(cfg, k, v) {
+        int ok = !strcmp(k, "seed");
+        for (const sl_config_key *q = train_keys; q->name && !ok; q++) ok = !strcmp(q->name, k);
+        if (!ok) return sl_err_set(err, SL_EINVAL, "unknown training option \"%s\"", k);
+    }
+    int rc;
+    int64_t seed;
+    const char *sched, *cur, *loss, *ro;
+    if ((rc = sl_config_int(cfg, "steps", 1000, &o->steps, err)) || (rc = sl_config_int(cfg, "batch", 32, &o->batch, err)) ||
+        (rc = sl_config_int(cfg, "seed", 0, &seed, err)) || (rc = sl_config_double(cfg, "lr", 1e-3, &o->lr, err)) ||
+        (rc = sl_config_double(cfg, "lr_min", 0.0, &o->lr_min, err)) || (rc = sl_config_int(cfg, "warmup", 0, &o->warmup, err)) ||
+        (rc = sl_config_str(cfg, "schedule", "cosine", &sched, err)) ||
+        (rc = sl_config_double(cfg, "beta1", 0.9, &o->beta1, err)) || (rc = sl_config_double(cfg, "beta2", 0.999, &o->beta2, err)) ||
+        (rc = sl_config_double(cfg, "eps", 1e-8, &o->eps, err)) ||
+        (rc = sl_config_double(cfg, "weight_decay", 0.0, &o->weight_decay, err)) ||
+        (rc = sl_config_double(cfg, "clip", 1.0, &o->clip, err)) ||
+        (rc = sl_config_double(cfg, "grad_noise", 0.0, &o->noise_eta, err)) ||
+        (rc = sl_config_double(cfg, "noise_gamma", 0.55, &o->noise_gamma, err)) ||
+        (rc = sl_config_str(cfg, "curriculum", "none", &cur, err)) || (rc = sl_config_int(cfg, "n_start", 2, &o->n_start, err)) ||
+        (rc = sl_config_int(cfg, "n_max", 32, &o->n_max, err)) || (rc = sl_config_double(cfg, "threshold", 0.98, &o->threshold, err)) ||
+        (rc = sl_config_int(cfg, "eval_every", 100, &o->eval_every, err)) ||
+        (rc = sl_config_int(cfg, "eval_batch", 256, &o->eval_batch, err)) || (rc = sl_config_str(cfg, "loss", "ce", &loss, err)) ||
+        (rc = sl_config_str(cfg, "readout", "linear", &ro, err)) ||
+        (rc = sl_config_int(cfg, "readout_hidden", 64, &o->readout_hidden, err)))
+        return rc;
+    o->seed = (uint64_t)seed;
+    if (o->steps < 1 || o->steps > (1LL << 40)) return sl_err_set(err, SL_EINVAL, "steps must be positive");
+    if (o->batch < 1 || o->batch > (1 << 24)) return sl_err_set(err, SL_EINVAL, "batch must be 1..2^24");
+    if (!(o->lr > 0) || !(o->lr_min >= 0) || o->lr_min > o->lr) return sl_err_set(err, SL_EINVAL, "need lr > 0 and 0 <= lr_min <= lr");
+    if (o->warmup < 0) return sl_err_set(err, SL_EINVAL, "warmup must be >= 0");
+    if (strcmp(sched, "cosine") && strcmp(sched, "constant"))
+        return sl_err_set(err, SL_EINVAL, "schedule must be cosine or constant (is \"%s\")", sched);
+    o->cosine = !strcmp(sched, "cosine");
+    if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) || !(o->eps > 0))
+        return sl_err_set(err, SL_EINVAL, "need 0 <= beta1, beta2 < 1 and eps > 0");
+    if (!(o->weight_decay >= 0) || !(o->clip >= 0) || !(o->noise_eta >= 0) || !(o->noise_gamma >= 0))
+        return sl_err_set(err, SL_EINVAL, "weight_decay, clip, grad_noise and noise_gamma must be >= 0");
+    if (!strcmp(cur, "none")) o->curriculum = SL_CURRICULUM_NONE;
+    else if (!strcmp(cur, "single")) o->curriculum = SL_CURRICULUM_SINGLE;
+    else if (!strcmp(cur, "multi")) o->curriculum = SL_CURRICULUM_MULTI;
+    else return sl_err_set(err, SL_EINVAL, "curriculum must be none, single or multi (is \"%s\")", cur);
+    if (o->curriculum && (o->n_start < 1 || o->n_max < o->n_start || o->n_max - o->n_start >= SL_TRAIN_MAX_HEADS))
+        return sl_err_set(err, SL_EINVAL, "curricula need 1 <= n_start <= n_max < n_start + %d", SL_TRAIN_MAX_HEADS);
+    if (!(o->threshold > 0 && o->threshold <= 1)) return sl_err_set(err, SL_EINVAL, "threshold must be in (0, 1]");
+    if (o->eval_every < 0 || o->eval_batch < 1) return sl_err_set(err, SL_EINVAL, "need eval_every >= 0 and eval_batch >= 1");
+    if (strcmp(loss, "ce") && strcmp(loss, "mse")) return sl_err_set(err, SL_EINVAL, "loss must be ce or mse (is \"%s\")", loss);
+    o->loss = !strcmp(loss, "mse") ? SL_LOSS_MSE : SL_LOSS_CE;
+    if (strcmp(ro, "linear") && strcmp(ro, "mlp")) return sl_err_set(err, SL_EINVAL, "readout must be linear or mlp (is \"%s\")", ro);
+    o->readout = !strcmp(ro, "mlp") ? SL_READOUT_MLP : SL_READOUT_LINEAR;
+    if (o->readout_hidden < 1) return sl_err_set(err, SL_EINVAL, "readout_hidden must be positive");
+    /* Everything in effect goes back into cfg (seqlab.train, run params). */
+    json_object_set_new(cfg, "steps", json_integer(o->steps));
+    json_object_set_new(cfg, "batch", json_integer(o->batch));
+    json_object_set_new(cfg, "seed", json_integer((json_int_t)seed));
+    json_object_set_new(cfg, "lr", json_real(o->lr));
+    json_object_set_new(cfg, "lr_min", json_real(o->lr_min));
+    json_object_set_new(cfg, "warmup", json_integer(o->warmup));
+    json_object_set_new(cfg, "schedule", json_string(o->cosine ? "cosine" : "constant"));
+    json_object_set_new(cfg, "beta1", json_real(o->beta1));
+    json_object_set_new(cfg, "beta2", json_real(o->beta2));
+    json_object_set_new(cfg, "eps", json_real(o->eps));
+    json_object_set_new(cfg, "weight_decay", json_real(o->weight_decay));
+    json_object_set_new(cfg, "clip", json_real(o->clip));
+    json_object_set_new(cfg, "grad_noise", json_real(o->noise_eta));
+    json_object_set_new(cfg, "noise_gamma", json_real(o->noise_gamma));
+    json_object_set_new(cfg, "curriculum", json_string(cur));
+    if (o->curriculum) {
+        json_object_set_new(cfg, "n_start", json_integer(o->n_start));
+        json_object_set_new(cfg, "n_max", json_integer(o->n_max));
+        json_object_set_new(cfg, "threshold", json_real(o->threshold));
+    }
+    json_object_set_new(cfg, "eval_every", json_integer(o->eval_every));
+    json_object_set_new(cfg, "eval_batch", json_integer(o->eval_batch));
+    json_object_set_new(cfg, "loss", json_string(loss));
+    json_object_set_new(cfg, "readout", json_string(ro));
+    if (o->readout == SL_READOUT_MLP) json_object_set_new(cfg, "readout_hidden", json_integer(o->readout_hidden));
+    return SL_OK;
+}
+
+double sl_lr_at(const sl_train_opts *o, int64_t s)
+{
+    if (s < o->warmup) return o->lr * (double)(s + 1) / (double)o->warmup;
+    if (!o->cosine) return o->lr;
+    const int64_t span = o->steps - o->warmup;
+    if (span <= 1) return o->lr;
+    double p = (double)(s - o->warmup) / (double)(span - 1);
+    if (p > 1) p = 1;
+    return o->lr_min + (o->lr - o->lr_min) * 0.5 * (1.0 + cos(M_PI * p));
+}
+
+double sl_noise_sigma(const sl_train_opts *o, int64_t s)
+{
+    if (!(o->noise_eta > 0)) return 0.0;
+    return sqrt(o->noise_eta / pow(1.0 + (double)s, o->noise_gamma));
+}
+
+/* ------------------------------------------------------------ AdamW */
+int sl_adamw_init(sl_adamw *a, const sl_grads *g, sl_err *err)
+{
+    memset(a, 0, sizeof *a);
+    a->n = g->n;
+    a->m = calloc(g->n ? g->n : 1, sizeof *a->m);
+    a->v = calloc(g->n ? g->n : 1, sizeof *a->v);
+    if (!a->m || !a->v) { sl_adamw_free(a); return sl_err_set(err, SL_ENOMEM, "out of memory"); }
+    for (size_t i = 0; i < g->n; i++) {
+        if (!g->f32[i]) continue;
+        size_t k = (size_t)g->params->t[i].numel + 1;
+        a->m[i] = calloc(k, sizeof(float));
+        a->v[i] = calloc(k, sizeof(float));
+        if (!a->m[i] || !a->v[i]) { sl_adamw_free(a); return sl_err_set(err, SL_ENOMEM, "out of memory"); }
+    }
+    return SL_OK;
+}
+
+void sl_adamw_free(sl_adamw *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->m) free(a->m[i]);
+        if (a->v) free(a->v[i]);
+    }
+    free(a->m);
+    free(a->v);
+    memset(a, 0, sizeof *a);
+}
+
+void sl_adamw_step(sl_adamw *a, sl_tensors *params, const sl_grads *g, double lr, double beta1, double beta2, double eps,
+                   double weight_decay, const unsigned char *decay)
+{
+    a->t++;
+    const double bc1 = 1.0 - pow(beta1, (double)a->t), bc2 = 1.0 - pow(beta2, (double)a->t);
+    for (size_t i = 0; i < g->n; i++) {
+        const float *gr = g->f32[i];
+        if (!gr || !a->m[i]) continue;
+        float *p = params->t[i].data, *m = a->m[i], *v = a->v[i];
+        const int64_t n = params->t[i].numel;
+        const double wd = decay && decay[i] ? weight_decay : 0.0;
+#pragma omp parallel for if (n >= 65536) schedule(static)
+        for (int64_t k = 0; k < n; k++) {
+            double pk = (double)p[k] * (1.0 - lr * wd);
+            double mk = beta1 * (double)m[k] + (1.0 - beta1) * (double)gr[k];
+            double vk = beta2 * (double)v[k] + (1.0 - beta2) * (double)gr[k] * (double)gr[k];
+            m[k] = (float)mk;
+            v[k] = (float)vk;
+            pk -= lr * (mk / bc1) / (sqrt(vk / bc2) + eps);
+            p[k] = (float)pk;
+        }
+    }
+}
+
+double sl_grads_norm(const sl_grads *g)
+{
+    double s = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        if (!g->f32[i]) continue;
+        const float *x = g->f32[i];
+        for (int64_t k = 0; k < g->params->t[i].numel; k++) s += (double)x[k] * (double)x[k];
+    }
+    return sqrt(s);
+}
+
+void sl_grads_scale(sl_grads *g, double s)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        if (!g->f32[i]) continue;
+        float *x = g->f32[i];
+        for (int64_t k = 0; k < g->params->t[i].numel; k++) x[k] = (float)((double)x[k] * s);
+    }
+}
+
+/* ------------------------------------------------------------ datasets */
+void sl_dataset_free(sl_dataset *d)
+{
+    free(d->u);
+    free(d->target);
+    free(d->mask);
+    json_decref(d->task);
+    memset(d, 0, sizeof *d);
+}
+
+int sl_dataset_load(const char *path, sl_dataset *d, sl_err *err)
+{
+    memset(d, 0, sizeof *d);
+    sl_stfile *f;
+    int rc = sl_stfile_open(path, &f, err);
+    if (rc) return rc;
+    const sl_st_entry *eu = sl_stfile_find(f, "u"), *et = sl_stfile_find(f, "target"), *em = sl_stfile_find(f, "mask");
+    if (!eu || eu->ndim != 3) { rc = sl_err_set(err, SL_EFORMAT, "%s: a data file needs u [B, T, features]", path); goto done; }
+    d->B = eu->shape[0];
+    d->T = eu->shape[1];
+    d->F = eu->shape[2];
+    if (!d->B || !d->T || !d->F) { rc = sl_err_set(err, SL_EFORMAT, "%s: u is empty", path); goto done; }
+    if (!et || (et->ndim != 2 && et->ndim != 3) || et->shape[0] != d->B || et->shape[1] != d->T || (et->ndim == 3 && !et->shape[2])) {
+        rc = sl_err_set(err, SL_EFORMAT, "%s: a data file needs target [B, T] or [B, T, heads] matching u [%lld, %lld, %lld]",
+                        path, (long long)d->B, (long long)d->T, (long long)d->F);
+        goto done;
+    }
+    d->K = et->ndim == 3 ? et->shape[2] : 1;
+    if (em && (em->numel != et->numel || em->shape[0] != d->B || em->shape[1] != d->T)) {
+        rc = sl_err_set(err, SL_EFORMAT, "%s: mask must have target's shape", path);
+        goto done;
+    }
+    d->u = malloc((size_t)eu->numel * sizeof *d->u);
+    d->target = malloc((size_t)et->numel * sizeof *d->target);
+    d->mask = malloc((size_t)et->numel * sizeof *d->mask);
+    if (!d->u || !d->target || !d->mask) { rc = sl_err_set(err, SL_ENOMEM, "out of memory"); goto done; }
+    sl_stfile_read_f32(f, eu, d->u);
+    sl_stfile_read_f32(f, et, d->target);
+    if (em) sl_stfile_read_f32(f, em, d->mask);
+    else for (int64_t i = 0; i < et->numel; i++) d->mask[i] = 1.0f;
+    double tmax = 0;
+    for (int64_t i = 0; i < eu->numel; i++)
+        if (!isfinite(d->u[i])) { rc = sl_err_set(err, SL_EFORMAT, "%s: u has a non-finite value", path); goto done; }
+    for (int64_t i = 0; i < et->numel; i++) {
+        if (!isfinite(d->target[i]) || !isfinite(d->mask[i])) { rc = sl_err_set(err, SL_EFORMAT, "%s: target or mask has a non-finite value", path); goto done; }
+        if (d->mask[i] > 0 && d->target[i] > tmax) tmax = d->target[i];
+    }
+    const char *ts = sl_stfile_meta(f, "seqlab.task"), *cs = sl_stfile_meta(f, "seqlab.classes");
+    if (ts) d->task = json_loads(ts, 0, NULL);
+    d->C = cs ? atoll(cs) : 0;
+    if (d->C <= 0) d->C = (int64_t)tmax + 1;
+done:
+    sl_stfile_close(f);
+    if (rc) sl_dataset_free(d);
+    return rc;
+}
+
+int sl_dataset_save(const char *path, const sl_batch *b, const json_t *task_config, int64_t classes, uint64_t seed,
+                    sl_err *err)
+{
+    int64_t su[3] = { b->B, b->T, b->F }, st[3] = { b->B, b->T, b->K };
+    const int tdim = b->K == 1 ? 2 : 3;
+    sl_st_tensor ts[3] = {
+        { "u", SL_DT_F32, 3, su, b->u },
+        { "target", SL_DT_F32, tdim, st, b->target },
+        { "mask", SL_DT_F32, tdim, st, b->mask },
+    };
+    json_t *meta = json_object();
+    char *tc = task_config ? json_dumps(task_config, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (tc) json_object_set_new(meta, "seqlab.task", json_string(tc));
+    free(tc);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%lld", (long long)classes);
+    json_object_set_new(meta, "seqlab.classes", json_string(buf));
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)seed);
+    json_object_set_new(meta, "seqlab.seed", json_string(buf));
+    int rc = sl_st_write(path, ts, 3, meta, err);
+    json_decref(meta);
+    return rc;
+}
+
+/* ------------------------------------------------------------ evaluation */
+/* Combine b's metrics into a (weighted by their counts). */
+static void metrics_merge(sl_metrics *a, const sl_metrics *b)
+{
+    const double n = a->n + b->n, ln = a->last_n + b->last_n;
+    if (n > 0) {
+        a->loss = (a->n * (a->n > 0 ? a->loss : 0) + b->n * (b->n > 0 ? b->loss : 0)) / n;
+        a->acc = (a->n * (a->n > 0 ? a->acc : 0) + b->n * (b->n > 0 ? b->acc : 0)) / n;
+    }
+    if (ln > 0)
+        a->last_acc = (a->last_n * (a->last_n > 0 ? a->last_acc : 0) + b->last_n * (b->last_n > 0 ? b->last_acc : 0)) / ln;
+    for (int64_t k = 0; k < b->K && k < SL_TRAIN_MAX_HEADS; k++) {
+        const double hn = a->head_n[k] + b->head_n[k];
+        if (hn > 0)
+            a->head_acc[k] = (a->head_n[k] * (a->head_n[k] > 0 ? a->head_acc[k] : 0) +
+                              b->head_n[k] * (b->head_n[k] > 0 ? b->head_acc[k] : 0)) / hn;
+        a->head_n[k] = hn;
+    }
+    a->n = n;
+    a->last_n = ln;
+    a->K = b->K;
+}
+
+int sl_eval_batch(const sl_model *m, const sl_readout *r, int64_t B, int64_t T, const float *u, const float *target,
+                  const float *mask, sl_metrics *out, sl_err *err)
+{
+    /* Sequences at a time so that activations stay near 32 MB whatever T is. */
+    const int64_t width = SL_MAX(SL_MAX(m->n_out, r->n_out), SL_MAX(r->n_hidden, 1));
+    int64_t Bc = (int64_t)(8 << 20) / SL_MAX(1, T * width);
+    Bc = SL_MAX(1, SL_MIN(Bc, B));
+    const int64_t R = Bc * T;
+    float *y = malloc((size_t)(R * m->n_out + 1) * sizeof *y), *z = malloc((size_t)(R * r->n_out + 1) * sizeof *z),
+          *hid = r->kind == SL_READOUT_MLP ? malloc((size_t)(R * r->n_hidden + 1) * sizeof *hid) : NULL;
+    int rc = SL_OK;
+    if (!y || !z || (r->kind == SL_READOUT_MLP && !hid)) rc = sl_err_set(err, SL_ENOMEM, "out of memory for evaluation");
+    memset(out, 0, sizeof *out);
+    for (int64_t b0 = 0; b0 < B && !rc; b0 += Bc) {
+        const int64_t nb = SL_MIN(Bc, B - b0);
+        rc = sl_model_forward(m, nb, T, u + b0 * T * m->n_in, y, NULL, SL_ALGO_AUTO, err);
+        if (rc) break;
+        readout_forward_f32(r, nb * T, y, hid, z);
+        sl_metrics part;
+        sl_loss_f32(r, nb, T, z, target + b0 * T * r->K, mask + b0 * T * r->K, NULL, &part);
+        if (b0 == 0) *out = part;
+        else metrics_merge(out, &part);
+    }
+    free(y);
+    free(z);
+    free(hid);
+    return rc;
+}
+
+int sl_loss_grad_f32(const sl_model *m, const sl_readout *r, int64_t B, int64_t T, const float *u, const float *target,
+                     const float *mask, const sl_grads *g, sl_metrics *out, sl_err *err)
+{
+    const int64_t R = B * T;
+    sl_tape tp = { 0 };
+    float *z = malloc((size_t)(R * r->n_out + 1) * sizeof *z), *dz = malloc((size_t)(R * r->n_out + 1) * sizeof *dz),
+          *dy = malloc((size_t)(R * r->n_in + 1) * sizeof *dy),
+          *hid = malloc((size_t)(R * SL_MAX(1, r->n_hidden) + 1) * sizeof *hid),
+          *dhid = malloc((size_t)(R * SL_MAX(1, r->n_hidden) + 1) * sizeof *dhid);
+    int rc = (!z || !dz || !dy || !hid || !dhid) ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
+    if (!rc) rc = sl_model_forward_tape(m, B, T, u, &tp, err);
+    if (!rc) {
+        const float *y = tp.act[m->n_layers];
+        readout_forward_f32(r, R, y, hid, z);
+        sl_loss_f32(r, B, T, z, target, mask, dz, out);
+        sl_grads_zero_f32((sl_grads *)g);
+        readout_backward_f32(r, g, R, y, hid, dz, dhid, dy);
+        rc = sl_model_backward(m, &tp, dy, g, NULL, err);
+    }
+    sl_tape_free(&tp);
+    free(z); free(dz); free(dy); free(hid); free(dhid);
+    return rc;
+}
+
+int sl_loss_grad_f64(const sl_model *m, const sl_readout *r, int64_t B, int64_t T, const float *u, const float *target,
+                     const float *mask, const sl_grads *g, double *loss, sl_err *err)
+{
+    const int64_t R = B * T, ni = r->n_in, no = r->n_out, Hd = r->n_hidden;
+    sl_tape_f64 tp = { 0 };
+    double *x = malloc((size_t)(R * m->n_in + 1) * sizeof *x), *z = calloc((size_t)(R * no + 1), sizeof *z),
+           *dz = malloc((size_t)(R * no + 1) * sizeof *dz), *dy = calloc((size_t)(R * ni + 1), sizeof *dy),
+           *hid = calloc((size_t)(R * Hd + 1), sizeof *hid), *dhid = calloc((size_t)(R * Hd + 1), sizeof *dhid);
+    int rc = (!x || !z || !dz || !dy || !hid || !dhid) ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
+    if (rc) goto done;
+    for (int64_t i = 0; i < R * m->n_in; i++) x[i] = u[i];
+    if (g) sl_grads_zero_f64((sl_grads *)g);
+    if ((rc = sl_model_forward_tape_f64(m, B, T, x, &tp, err))) goto done;
+    const double *y = tp.act[m->n_layers];
+    /* Readout. */
+    const float *W1 = r->w1, *b1 = r->b1, *W2 = r->w2, *b2 = r->b2;
+    const int mlp = r->kind == SL_READOUT_MLP;
+    const int64_t o1 = mlp ? Hd : no;
+    double *h1 = mlp ? hid : z;
+    for (int64_t i = 0; i < R; i++)
+        for (int64_t o = 0; o < o1; o++) {
+            double s = b1[o];
+            for (int64_t j = 0; j < ni; j++) s += (double)W1[o * ni + j] * y[i * ni + j];
+            h1[i * o1 + o] = mlp ? fmax(s, 0.0) : s;
+        }
+    if (mlp)
+        for (int64_t i = 0; i < R; i++)
+            for (int64_t o = 0; o < no; o++) {
+                double s = b2[o];
+                for (int64_t j = 0; j < Hd; j++) s += (double)W2[o * Hd + j] * hid[i * Hd + j];
+                z[i * no + o] = s;
+            }
+    sl_loss_f64(r, B, T, z, target, mask, dz, loss);
+    if (!g) goto done;
+    double *gw1 = sl_grads_f64(g, W1), *gb1 = sl_grads_f64(g, b1);
+    const double *dh1 = dz;
+    if (mlp) {
+        double *gw2 = sl_grads_f64(g, W2), *gb2 = sl_grads_f64(g, b2);
+        for (int64_t i = 0; i < R; i++)
+            for (int64_t o = 0; o < no; o++) {
+                const double d = dz[i * no + o];
+                if (gb2) gb2[o] += d;
+                for (int64_t j = 0; j < Hd; j++) {
+                    if (gw2) gw2[o * Hd + j] += d * hid[i * Hd + j];
+                    dhid[i * Hd + j] += d * (double)W2[o * Hd + j];
+                }
+            }
+        for (int64_t i = 0; i < R * Hd; i++)
+            if (!(hid[i] > 0)) dhid[i] = 0;
+        dh1 = dhid;
+    }
+    for (int64_t i = 0; i < R; i++)
+        for (int64_t o = 0; o < o1; o++) {
+            const double d = dh1[i * o1 + o];
+            if (gb1) gb1[o] += d;
+            for (int64_t j = 0; j < ni; j++) {
+                if (gw1) gw1[o * ni + j] += d * y[i * ni + j];
+                dy[i * ni + j] += d * (double)W1[o * ni + j];
+            }
+        }
+    rc = sl_model_backward_f64(m, &tp, dy, g, NULL, err);
+done:
+    sl_tape_f64_free(&tp);
+    free(x); free(z); free(dz); free(dy); free(hid); free(dhid);
+    return rc;
+}
+
+/* ------------------------------------------------------------ trainer */
+void sl_trainer_free(sl_trainer *tr)
+{
+    if (!tr) return;
+    sl_model_free(tr->m);
+    sl_grads_free(&tr->g);
+    sl_adamw_free(&tr->opt);
+    sl_tape_free(&tr->tape);
+    sl_batch_free(&tr->batch);
+    free(tr->decay);
+    if (tr->rng_batch) gsl_rng_free(tr->rng_batch);
+    if (tr->rng_eval) gsl_rng_free(tr->rng_eval);
+    if (tr->rng_noise) gsl_rng_free(tr->rng_noise);
+    free(tr->z); free(tr->dz); free(tr->dy); free(tr->hid); free(tr->dhid);
+    free(tr);
+}
+
+static int ends_with_suffix(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), s = strlen(suffix);
+    if (n < s || strcmp(name + n - s, suffix)) return 0;
+    return n == s || name[n - s - 1] == '.' || name[n - s - 1] == '_' || suffix[0] == '.' || suffix[0] == '_';
+}
+
+int sl_trainer_new(const sl_family *fam, json_t *cfg, sl_task *task, sl_dataset *data, const sl_train_opts *o,
+                   const char *const *freeze, sl_trainer **out, sl_err *err)
+{
+    *out = NULL;
+    if (!task == !data) return sl_err_set(err, SL_EINVAL, "training needs a task or a data file (one of them)");
+    if (!fam->init) return sl_err_set(err, SL_EUNSUP, "family %s cannot be initialised", fam->name);
+    sl_trainer *tr = calloc(1, sizeof *tr);
+    if (!tr) return sl_err_set(err, SL_ENOMEM, "out of memory");
+    tr->o = *o;
+    tr->task = task;
+    tr->data = data;
+    int rc = SL_OK;
+    json_t *c2 = NULL;
+    sl_model *m1 = NULL;
+    sl_tensors *ts = NULL;
+    if (o->curriculum) {
+        if (!task || (task->kind != SL_TASK_PARITY && task->kind != SL_TASK_DMS)) {
+            rc = sl_err_set(err, SL_EINVAL, "curricula are defined for the parity and dms tasks");
+            goto fail;
+        }
+        int64_t lo = o->n_start, hi = o->curriculum == SL_CURRICULUM_MULTI ? o->n_max : o->n_start;
+        if ((rc = sl_task_set_n(task, lo, hi, o->n_start, err))) goto fail;
+        tr->n_cur = o->n_start;
+    }
+    const int64_t F = task ? task->F : data->F, K = task ? task->K : data->K, C = task ? task->C : data->C;
+    /* The family's own initialisation, with the task's input size. */
+    c2 = json_deep_copy(cfg);
+    ts = sl_tensors_new();
+    if (!c2 || !ts) { rc = sl_err_set(err, SL_ENOMEM, "out of memory"); goto fail; }
+    json_object_set_new(c2, "input_size", json_integer(F));
+    if ((rc = fam->init(c2, o->seed, ts, err))) goto fail;
+    rc = sl_model_from_tensors(ts, fam->name, c2, &m1, err);
+    ts = NULL;
+    if (rc) goto fail;
+    if (!sl_model_trainable(m1)) {
+        rc = sl_err_set(err, SL_EUNSUP, "family %s has no gradients yet (its layers lack a backward pass)", fam->name);
+        goto fail;
+    }
+    /* The same tensors plus the readout, built again into the model we train. */
+    ts = sl_tensors_new();
+    if (!ts) { rc = sl_err_set(err, SL_ENOMEM, "out of memory"); goto fail; }
+    for (size_t i = 0; i < m1->tensors->n && !rc; i++) {
+        const sl_tensor *t = &m1->tensors->t[i];
+        rc = sl_tensors_add(ts, t->name, t->ndim, t->shape, t->data, NULL, err);
+    }
+    const int64_t Cr = o->loss == SL_LOSS_MSE ? 1 : C;
+    if (!rc) rc = sl_readout_init(ts, o->readout, m1->n_out, o->readout_hidden, K * Cr, mix_seed(o->seed, 1), err);
+    if (rc) goto fail;
+    rc = sl_model_from_tensors(ts, fam->name, m1->config, &tr->m, err);
+    ts = NULL;
+    if (rc) goto fail;
+    if ((rc = sl_readout_bind(&tr->ro, tr->m, o->readout, K, C, o->loss, err))) goto fail;
+    if ((rc = sl_grads_init(&tr->g, tr->m->tensors, 1, 0, err))) goto fail;
+    tr->decay = calloc(tr->g.n + 1, 1);
+    if (!tr->decay) { rc = sl_err_set(err, SL_ENOMEM, "out of memory"); goto fail; }
+    for (size_t i = 0; i < tr->g.n; i++) {
+        const sl_tensor *t = &tr->m->tensors->t[i];
+        tr->decay[i] = t->ndim >= 2;
+        for (const char *const *f = freeze; f && *f; f++)
+            if (ends_with_suffix(t->name, *f)) sl_grads_freeze(&tr->g, i);
+    }
+    if ((rc = sl_adamw_init(&tr->opt, &tr->g, err))) goto fail;
+    tr->rng_batch = rng_new(mix_seed(o->seed, 2));
+    tr->rng_eval = rng_new(mix_seed(o->seed, 3));
+    tr->rng_noise = rng_new(mix_seed(o->seed, 4));
+    if (!tr->rng_batch || !tr->rng_eval || !tr->rng_noise) { rc = sl_err_set(err, SL_ENOMEM, "out of memory"); goto fail; }
+    if ((rc = sl_model_params_changed(tr->m, err))) goto fail;
+    sl_model_free(m1);
+    json_decref(c2);
+    *out = tr;
+    return SL_OK;
+fail:
+    sl_tensors_free(ts);
+    sl_model_free(m1);
+    json_decref(c2);
+    sl_trainer_free(tr);
+    return rc;
+}
+
+static int ensure_rows(sl_trainer *tr, int64_t R, sl_err *err)
+{
+    if ((size_t)R <= tr->cap_rows) return SL_OK;
+    const sl_readout *r = &tr->ro;
+    free(tr->z); free(tr->dz); free(tr->dy); free(tr->hid); free(tr->dhid);
+    tr->z = malloc((size_t)(R * r->n_out) * sizeof(float));
+    tr->dz = malloc((size_t)(R * r->n_out) * sizeof(float));
+    tr->dy = malloc((size_t)(R * r->n_in) * sizeof(float));
+    tr->hid = malloc((size_t)(R * SL_MAX(1, r->n_hidden)) * sizeof(float));
+    tr->dhid = malloc((size_t)(R * SL_MAX(1, r->n_hidden)) * sizeof(float));
+    if (!tr->z || !tr->dz || !tr->dy || !tr->hid || !tr->dhid) {
+        tr->cap_rows = 0;
+        return sl_err_set(err, SL_ENOMEM, "out of memory for the training buffers");
+    }
+    tr->cap_rows = (size_t)R;
+    return SL_OK;
+}
+
+/* A batch: from the task, or B sequences of the data file drawn with replacement. */
+static int next_batch(sl_trainer *tr, gsl_rng *r, int64_t B, sl_batch *b, sl_err *err)
+{
+    if (tr->task) return sl_task_batch(tr->task, r, B, sl_task_length(tr->task), b, err);
+    const sl_dataset *d = tr->data;
+    const int64_t T = d->T, F = d->F, K = d->K;
+    size_t nu = (size_t)(B * T * F), nt = (size_t)(B * T * K);
+    if (nu > b->cap_u) { float *p = realloc(b->u, nu * sizeof *p); if (!p) return sl_err_set(err, SL_ENOMEM, "out of memory"); b->u = p; b->cap_u = nu; }
+    if (nt > b->cap_tm) {
+        float *p = realloc(b->target, nt * sizeof *p), *q = p ? realloc(b->mask, nt * sizeof *q) : NULL;
+        if (p) b->target = p;
+        if (q) b->mask = q;
+        if (!p || !q) return sl_err_set(err, SL_ENOMEM, "out of memory");
+        b->cap_tm = nt;
+    }
+    b->B = B; b->T = T; b->F = F; b->K = K;
+    for (int64_t i = 0; i < B; i++) {
+        int64_t s = (int64_t)gsl_rng_uniform_int(r, (unsigned long)d->B);
+        memcpy(b->u + i * T * F, d->u + s * T * F, (size_t)(T * F) * sizeof(float));
+        memcpy(b->target + i * T * K, d->target + s * T * K, (size_t)(T * K) * sizeof(float));
+        memcpy(b->mask + i * T * K, d->mask + s * T * K, (size_t)(T * K) * sizeof(float));
+    }
+    return SL_OK;
+}
+
+static int evaluate(sl_trainer *tr, sl_metrics *out, sl_err *err)
+{
+    if (tr->task) {
+        sl_batch eb = { 0 };
+        int rc = sl_task_batch(tr->task, tr->rng_eval, tr->o.eval_batch, sl_task_length(tr->task), &eb, err);
+        if (!rc) rc = sl_eval_batch(tr->m, &tr->ro, eb.B, eb.T, eb.u, eb.target, eb.mask, out, err);
+        sl_batch_free(&eb);
+        return rc;
+    }
+    const sl_dataset *d = tr->data;
+    const int64_t B = SL_MIN(d->B, tr->o.eval_batch);
+    return sl_eval_batch(tr->m, &tr->ro, B, d->T, d->u, d->target, d->mask, out, err);
+}
+
+static int curriculum_step(sl_trainer *tr, const sl_metrics *ev, sl_train_step_info *info, sl_err *err)
+{
+    const sl_train_opts *o = &tr->o;
+    if (!o->curriculum || tr->n_cur >= o->n_max) return SL_OK;
+    int grow;
+    if (o->curriculum == SL_CURRICULUM_SINGLE) {
+        grow = ev->head_acc[0] > o->threshold;
+    } else {
+        const int64_t newest = tr->n_cur - o->n_start;
+        double s = 0;
+        for (int64_t k = 0; k <= newest; k++) s += ev->head_acc[k];
+        grow = s / (double)(newest + 1) > o->threshold && ev->head_acc[newest] > o->threshold;
+    }
+    if (!grow) return SL_OK;
+    tr->n_cur++;
+    int rc = o->curriculum == SL_CURRICULUM_SINGLE ? sl_task_set_n(tr->task, tr->n_cur, tr->n_cur, tr->n_cur, err)
+                                                   : sl_task_set_n(tr->task, o->n_start, o->n_max, tr->n_cur, err);
+    info->n_changed = 1;
+    return rc;
+}
+
+int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
+{
+    memset(info, 0, sizeof *info);
+    const sl_train_opts *o = &tr->o;
+    const int64_t s = tr->step, B = o->batch;
+    int rc = next_batch(tr, tr->rng_batch, B, &tr->batch, err);
+    if (rc) return rc;
+    const int64_t T = tr->batch.T, R = B * T;
+    if ((rc = ensure_rows(tr, R, err))) return rc;
+    if ((rc = sl_model_forward_tape(tr->m, B, T, tr->batch.u, &tr->tape, err))) return rc;
+    const float *y = tr->tape.act[tr->m->n_layers];
+    readout_forward_f32(&tr->ro, R, y, tr->hid, tr->z);
+    sl_metrics mt;
+    sl_loss_f32(&tr->ro, B, T, tr->z, tr->batch.target, tr->batch.mask, tr->dz, &mt);
+    if (!isfinite(mt.loss)) return sl_err_set(err, SL_ENUMERIC, "step %lld: the loss is not finite (%g); lower --lr or clip",
+                                              (long long)s + 1, mt.loss);
+    sl_grads_zero_f32(&tr->g);
+    readout_backward_f32(&tr->ro, &tr->g, R, y, tr->hid, tr->dz, tr->dhid, tr->dy);
+    if ((rc = sl_model_backward(tr->m, &tr->tape, tr->dy, &tr->g, NULL, err))) return rc;
+    const double sigma = sl_noise_sigma(o, s);
+    if (sigma > 0)
+        for (size_t i = 0; i < tr->g.n; i++) {
+            float *gr = tr->g.f32[i];
+            for (int64_t k = 0; gr && k < tr->m->tensors->t[i].numel; k++)
+                gr[k] += (float)gsl_ran_gaussian_ziggurat(tr->rng_noise, sigma);
+        }
+    const double norm = sl_grads_norm(&tr->g);
+    if (!isfinite(norm)) return sl_err_set(err, SL_ENUMERIC, "step %lld: the gradient is not finite", (long long)s + 1);
+    if (o->clip > 0 && norm > o->clip) sl_grads_scale(&tr->g, o->clip / (norm + 1e-6));
+    const double lr = sl_lr_at(o, s);
+    sl_adamw_step(&tr->opt, tr->m->tensors, &tr->g, lr, o->beta1, o->beta2, o->eps, o->weight_decay, tr->decay);
+    if ((rc = sl_model_params_changed(tr->m, err))) return rc;
+    tr->step++;
+    info->step = tr->step;
+    info->loss = mt.loss;
+    info->acc = mt.acc;
+    info->lr = lr;
+    info->grad_norm = norm;
+    info->n = tr->n_cur;
+    const int due = (o->eval_every > 0 && tr->step % o->eval_every == 0) || tr->step == o->steps;
+    if (due) {
+        if ((rc = evaluate(tr, &info->eval, err))) return rc;
+        info->evaluated = 1;
+        if ((rc = curriculum_step(tr, &info->eval, info, err))) return rc;
+        info->n = tr->n_cur;
+    }
+    return SL_OK;
+}
+
+json_t *sl_trainer_metadata(const sl_trainer *tr, const json_t *train_cfg)
+{
+    json_t *meta = json_object(), *tc = json_deep_copy(train_cfg);
+    if (!meta || !tc) { json_decref(meta); json_decref(tc); return NULL; }
+    json_object_set_new(tc, "readout", json_string(tr->ro.kind == SL_READOUT_MLP ? "mlp" : "linear"));
+    if (tr->ro.kind == SL_READOUT_MLP) json_object_set_new(tc, "readout_hidden", json_integer(tr->ro.n_hidden));
+    json_object_set_new(tc, "heads", json_integer(tr->ro.K));
+    json_object_set_new(tc, "classes", json_integer(tr->task ? tr->task->C : tr->data->C));
+    json_object_set_new(tc, "loss", json_string(tr->ro.loss == SL_LOSS_MSE ? "mse" : "ce"));
+    json_object_set_new(tc, "steps_done", json_integer(tr->step));
+    if (tr->n_cur) json_object_set_new(tc, "n_reached", json_integer(tr->n_cur));
+    char *s = json_dumps(tc, JSON_COMPACT | JSON_SORT_KEYS);
+    if (s) json_object_set_new(meta, "seqlab.train", json_string(s));
+    free(s);
+    const json_t *task = tr->task ? tr->task->config : tr->data->task;
+    if (task) {
+        s = json_dumps(task, JSON_COMPACT | JSON_SORT_KEYS);
+        if (s) json_object_set_new(meta, "seqlab.task", json_string(s));
+        free(s);
+    }
+    json_decref(tc);
+    return meta;
+}
