@@ -1,10 +1,11 @@
 /*
 ** Training: see train.h.
 **
-** One training step is: a batch from the task (or the data file), the model's
-** forward pass with its tape, the readout (one GEMM over all B*T rows), the
+** One training step is: a batch from the task (or the data file), the
+** encoder (when the family takes hidden_size features), the model's forward
+** pass with its tape, the readout (one GEMM over all B*T rows), the
 ** masked loss and its gradient, the readout's backward (GEMMs), the model's
-** backward (each family's BPTT), gradient noise, clipping, the learning rate
+** backward (each family's BPTT), the encoder's backward, gradient noise, clipping, the learning rate
 ** of the step, AdamW, and the layers' params_changed hook. Buffers are kept in
 ** the trainer and grow to the largest batch, so a warm step allocates nothing
 ** but the forward kernel's own workspace.
@@ -67,6 +68,41 @@ int sl_readout_init(sl_tensors *ts, sl_readout_kind kind, int64_t n_in, int64_t 
     return rc;
 }
 
+int sl_encoder_init(sl_tensors *ts, int64_t n_feat, int64_t n_model_in, uint64_t seed, sl_err *err)
+{
+    gsl_rng *r = rng_new(seed);
+    if (!r) return sl_err_set(err, SL_ENOMEM, "out of memory");
+    const double k = 1.0 / sqrt((double)n_feat);
+    int64_t ws[2] = { n_model_in, n_feat }, bs[1] = { n_model_in };
+    sl_tensor *t;
+    int rc = sl_tensors_add(ts, "encoder.weight", 2, ws, NULL, &t, err);
+    for (int64_t i = 0; !rc && i < t->numel; i++) t->data[i] = (float)(gsl_rng_uniform(r) * 2.0 * k - k);
+    if (!rc) rc = sl_tensors_add(ts, "encoder.bias", 1, bs, NULL, &t, err);
+    for (int64_t i = 0; !rc && i < t->numel; i++) t->data[i] = (float)(gsl_rng_uniform(r) * 2.0 * k - k);
+    gsl_rng_free(r);
+    return rc;
+}
+
+/* The encoder of m, when it has one. */
+static int encoder_bind(sl_readout *r, sl_model *m, sl_err *err)
+{
+    r->n_feat = r->n_model_in = m->n_in;
+    const sl_tensor *w = sl_tensors_find(m->tensors, "encoder.weight"), *b = sl_tensors_find(m->tensors, "encoder.bias");
+    if (!w && !b) return SL_OK;
+    if (!w || !b || w->ndim != 2 || w->shape[0] != m->n_in || w->shape[1] < 1)
+        return sl_err_set(err, SL_EFORMAT, "encoder.weight must be [%lld, features] with encoder.bias [%lld]",
+                          (long long)m->n_in, (long long)m->n_in);
+    int64_t sb[1] = { m->n_in };
+    int rc = sl_tensor_expect(b, "encoder.bias", 1, sb, err);
+    if (rc) return rc;
+    r->n_feat = w->shape[1];
+    r->enc_w = w->data;
+    r->enc_b = b->data;
+    sl_model_set_role(m, "encoder.weight", SL_ROLE_EMBED);
+    sl_model_set_role(m, "encoder.bias", SL_ROLE_EMBED);
+    return SL_OK;
+}
+
 int sl_readout_bind(sl_readout *r, sl_model *m, sl_readout_kind kind, int64_t K, int64_t C, sl_loss_kind loss,
                     sl_err *err)
 {
@@ -99,7 +135,7 @@ int sl_readout_bind(sl_readout *r, sl_model *m, sl_readout_kind kind, int64_t K,
     r->b2 = t[3] ? t[3]->data : NULL;
     for (int i = 0; i < 4; i++)
         if (t[i]) sl_model_set_role(m, t[i]->name, SL_ROLE_HEAD);
-    return SL_OK;
+    return encoder_bind(r, m, err);
 }
 
 static json_t *meta_json(const sl_model *m, const char *key)
@@ -214,6 +250,22 @@ static void readout_backward_f32(const sl_readout *r, const sl_grads *g, int64_t
     } else {
         linear_bwd(R, r->n_in, r->n_out, y, r->w1, dz, gw1, gb1, dy);
     }
+}
+
+void sl_encoder_forward_f32(const sl_readout *r, int64_t R, const float *u, float *x)
+{
+    if (!r->enc_w) {
+        memcpy(x, u, (size_t)(R * r->n_feat) * sizeof *x);
+        return;
+    }
+    linear_fwd(R, r->n_feat, r->n_model_in, u, r->enc_w, r->enc_b, x);
+}
+
+/* The encoder's gradients (added to g) from dx = dL/d(its output) [R, model n_in]. */
+static void encoder_backward_f32(const sl_readout *r, const sl_grads *g, int64_t R, const float *u, const float *dx)
+{
+    if (!r->enc_w) return;
+    linear_bwd(R, r->n_feat, r->n_model_in, u, r->enc_w, dx, sl_grads_f32(g, r->enc_w), sl_grads_f32(g, r->enc_b), NULL);
 }
 
 /* ------------------------------------------------------------ loss */
@@ -636,13 +688,17 @@ int sl_eval_batch(const sl_model *m, const sl_readout *r, int64_t B, int64_t T, 
     Bc = SL_MAX(1, SL_MIN(Bc, B));
     const int64_t R = Bc * T;
     float *y = malloc((size_t)(R * m->n_out + 1) * sizeof *y), *z = malloc((size_t)(R * r->n_out + 1) * sizeof *z),
-          *hid = r->kind == SL_READOUT_MLP ? malloc((size_t)(R * r->n_hidden + 1) * sizeof *hid) : NULL;
+          *hid = r->kind == SL_READOUT_MLP ? malloc((size_t)(R * r->n_hidden + 1) * sizeof *hid) : NULL,
+          *xe = r->enc_w ? malloc((size_t)(R * m->n_in + 1) * sizeof *xe) : NULL;
     int rc = SL_OK;
-    if (!y || !z || (r->kind == SL_READOUT_MLP && !hid)) rc = sl_err_set(err, SL_ENOMEM, "out of memory for evaluation");
+    if (!y || !z || (r->kind == SL_READOUT_MLP && !hid) || (r->enc_w && !xe))
+        rc = sl_err_set(err, SL_ENOMEM, "out of memory for evaluation");
     memset(out, 0, sizeof *out);
     for (int64_t b0 = 0; b0 < B && !rc; b0 += Bc) {
         const int64_t nb = SL_MIN(Bc, B - b0);
-        rc = sl_model_forward(m, nb, T, u + b0 * T * m->n_in, y, NULL, SL_ALGO_AUTO, err);
+        const float *ub = u + b0 * T * r->n_feat;
+        if (xe) sl_encoder_forward_f32(r, nb * T, ub, xe);
+        rc = sl_model_forward(m, nb, T, xe ? xe : ub, y, NULL, SL_ALGO_AUTO, err);
         if (rc) break;
         readout_forward_f32(r, nb * T, y, hid, z);
         sl_metrics part;
@@ -653,6 +709,7 @@ int sl_eval_batch(const sl_model *m, const sl_readout *r, int64_t B, int64_t T, 
     free(y);
     free(z);
     free(hid);
+    free(xe);
     return rc;
 }
 
@@ -664,19 +721,22 @@ int sl_loss_grad_f32(const sl_model *m, const sl_readout *r, int64_t B, int64_t 
     float *z = malloc((size_t)(R * r->n_out + 1) * sizeof *z), *dz = malloc((size_t)(R * r->n_out + 1) * sizeof *dz),
           *dy = malloc((size_t)(R * r->n_in + 1) * sizeof *dy),
           *hid = malloc((size_t)(R * SL_MAX(1, r->n_hidden) + 1) * sizeof *hid),
-          *dhid = malloc((size_t)(R * SL_MAX(1, r->n_hidden) + 1) * sizeof *dhid);
-    int rc = (!z || !dz || !dy || !hid || !dhid) ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
-    if (!rc) rc = sl_model_forward_tape(m, B, T, u, &tp, err);
+          *dhid = malloc((size_t)(R * SL_MAX(1, r->n_hidden) + 1) * sizeof *dhid),
+          *xe = r->enc_w ? malloc((size_t)(2 * R * m->n_in + 1) * sizeof *xe) : NULL;
+    int rc = (!z || !dz || !dy || !hid || !dhid || (r->enc_w && !xe)) ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
+    if (!rc && xe) sl_encoder_forward_f32(r, R, u, xe);
+    if (!rc) rc = sl_model_forward_tape(m, B, T, xe ? xe : u, &tp, err);
     if (!rc) {
         const float *y = tp.act[m->n_layers];
         readout_forward_f32(r, R, y, hid, z);
         sl_loss_f32(r, B, T, z, target, mask, dz, out);
         sl_grads_zero_f32((sl_grads *)g);
         readout_backward_f32(r, g, R, y, hid, dz, dhid, dy);
-        rc = sl_model_backward(m, &tp, dy, g, NULL, err);
+        rc = sl_model_backward(m, &tp, dy, g, xe ? xe + R * m->n_in : NULL, err);
+        if (!rc && xe) encoder_backward_f32(r, g, R, u, xe + R * m->n_in);
     }
     sl_tape_free(&tp);
-    free(z); free(dz); free(dy); free(hid); free(dhid);
+    free(z); free(dz); free(dy); free(hid); free(dhid); free(xe);
     return rc;
 }
 
@@ -687,10 +747,22 @@ int sl_loss_grad_f64(const sl_model *m, const sl_readout *r, int64_t B, int64_t 
     sl_tape_f64 tp = { 0 };
     double *x = malloc((size_t)(R * m->n_in + 1) * sizeof *x), *z = calloc((size_t)(R * no + 1), sizeof *z),
            *dz = malloc((size_t)(R * no + 1) * sizeof *dz), *dy = calloc((size_t)(R * ni + 1), sizeof *dy),
-           *hid = calloc((size_t)(R * Hd + 1), sizeof *hid), *dhid = calloc((size_t)(R * Hd + 1), sizeof *dhid);
-    int rc = (!x || !z || !dz || !dy || !hid || !dhid) ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
+           *hid = calloc((size_t)(R * Hd + 1), sizeof *hid), *dhid = calloc((size_t)(R * Hd + 1), sizeof *dhid),
+           *dx = r->enc_w ? malloc((size_t)(R * m->n_in + 1) * sizeof *dx) : NULL;
+    int rc = (!x || !z || !dz || !dy || !hid || !dhid || (r->enc_w && !dx)) ? sl_err_set(err, SL_ENOMEM, "out of memory")
+                                                                            : SL_OK;
     if (rc) goto done;
-    for (int64_t i = 0; i < R * m->n_in; i++) x[i] = u[i];
+    const int64_t nf = r->n_feat, nm = m->n_in;
+    if (r->enc_w) {
+        for (int64_t i = 0; i < R; i++)
+            for (int64_t o = 0; o < nm; o++) {
+                double s = r->enc_b[o];
+                for (int64_t j = 0; j < nf; j++) s += (double)r->enc_w[o * nf + j] * u[i * nf + j];
+                x[i * nm + o] = s;
+            }
+    } else {
+        for (int64_t i = 0; i < R * nm; i++) x[i] = u[i];
+    }
     if (g) sl_grads_zero_f64((sl_grads *)g);
     if ((rc = sl_model_forward_tape_f64(m, B, T, x, &tp, err))) goto done;
     const double *y = tp.act[m->n_layers];
@@ -740,10 +812,19 @@ int sl_loss_grad_f64(const sl_model *m, const sl_readout *r, int64_t B, int64_t 
                 dy[i * ni + j] += d * (double)W1[o * ni + j];
             }
         }
-    rc = sl_model_backward_f64(m, &tp, dy, g, NULL, err);
+    rc = sl_model_backward_f64(m, &tp, dy, g, dx, err);
+    if (!rc && r->enc_w) {
+        double *gw = sl_grads_f64(g, r->enc_w), *gb = sl_grads_f64(g, r->enc_b);
+        for (int64_t i = 0; i < R; i++)
+            for (int64_t o = 0; o < nm; o++) {
+                const double d = dx[i * nm + o];
+                if (gb) gb[o] += d;
+                for (int64_t j = 0; gw && j < nf; j++) gw[o * nf + j] += d * (double)u[i * nf + j];
+            }
+    }
 done:
     sl_tape_f64_free(&tp);
-    free(x); free(z); free(dz); free(dy); free(hid); free(dhid);
+    free(x); free(z); free(dz); free(dy); free(hid); free(dhid); free(dx);
     return rc;
 }
 
@@ -761,6 +842,7 @@ void sl_trainer_free(sl_trainer *tr)
     if (tr->rng_eval) gsl_rng_free(tr->rng_eval);
     if (tr->rng_noise) gsl_rng_free(tr->rng_noise);
     free(tr->z); free(tr->dz); free(tr->dy); free(tr->hid); free(tr->dhid);
+    free(tr->xenc); free(tr->dxenc);
     free(tr);
 }
 
@@ -796,11 +878,13 @@ int sl_trainer_new(const sl_family *fam, json_t *cfg, sl_task *task, sl_dataset 
         tr->n_cur = o->n_start;
     }
     const int64_t F = task ? task->F : data->F, K = task ? task->K : data->K, C = task ? task->C : data->C;
-    /* The family's own initialisation, with the task's input size. */
+    /* The family's own initialisation, with the task's input size (families
+    ** without an input_size option get the encoder in front instead). */
+    const int encoder = !sl_family_key(fam, "input_size");
     c2 = json_deep_copy(cfg);
     ts = sl_tensors_new();
     if (!c2 || !ts) { rc = sl_err_set(err, SL_ENOMEM, "out of memory"); goto fail; }
-    json_object_set_new(c2, "input_size", json_integer(F));
+    if (!encoder) json_object_set_new(c2, "input_size", json_integer(F));
     if ((rc = fam->init(c2, o->seed, ts, err))) goto fail;
     rc = sl_model_from_tensors(ts, fam->name, c2, &m1, err);
     ts = NULL;
@@ -818,11 +902,17 @@ int sl_trainer_new(const sl_family *fam, json_t *cfg, sl_task *task, sl_dataset 
     }
     const int64_t Cr = o->loss == SL_LOSS_MSE ? 1 : C;
     if (!rc) rc = sl_readout_init(ts, o->readout, m1->n_out, o->readout_hidden, K * Cr, mix_seed(o->seed, 1), err);
+    if (!rc && encoder) rc = sl_encoder_init(ts, F, m1->n_in, mix_seed(o->seed, 5), err);
     if (rc) goto fail;
     rc = sl_model_from_tensors(ts, fam->name, m1->config, &tr->m, err);
     ts = NULL;
     if (rc) goto fail;
     if ((rc = sl_readout_bind(&tr->ro, tr->m, o->readout, K, C, o->loss, err))) goto fail;
+    if (tr->ro.n_feat != F) {
+        rc = sl_err_set(err, SL_EINVAL, "the model takes %lld features, the data has %lld", (long long)tr->ro.n_feat,
+                        (long long)F);
+        goto fail;
+    }
     if ((rc = sl_grads_init(&tr->g, tr->m->tensors, 1, 0, err))) goto fail;
     tr->decay = calloc(tr->g.n + 1, 1);
     if (!tr->decay) { rc = sl_err_set(err, SL_ENOMEM, "out of memory"); goto fail; }
@@ -855,12 +945,18 @@ static int ensure_rows(sl_trainer *tr, int64_t R, sl_err *err)
     if ((size_t)R <= tr->cap_rows) return SL_OK;
     const sl_readout *r = &tr->ro;
     free(tr->z); free(tr->dz); free(tr->dy); free(tr->hid); free(tr->dhid);
+    free(tr->xenc); free(tr->dxenc);
+    tr->xenc = tr->dxenc = NULL;
+    if (r->enc_w) {
+        tr->xenc = malloc((size_t)(R * r->n_model_in) * sizeof(float));
+        tr->dxenc = malloc((size_t)(R * r->n_model_in) * sizeof(float));
+    }
     tr->z = malloc((size_t)(R * r->n_out) * sizeof(float));
     tr->dz = malloc((size_t)(R * r->n_out) * sizeof(float));
     tr->dy = malloc((size_t)(R * r->n_in) * sizeof(float));
     tr->hid = malloc((size_t)(R * SL_MAX(1, r->n_hidden)) * sizeof(float));
     tr->dhid = malloc((size_t)(R * SL_MAX(1, r->n_hidden)) * sizeof(float));
-    if (!tr->z || !tr->dz || !tr->dy || !tr->hid || !tr->dhid) {
+    if (!tr->z || !tr->dz || !tr->dy || !tr->hid || !tr->dhid || (r->enc_w && (!tr->xenc || !tr->dxenc))) {
         tr->cap_rows = 0;
         return sl_err_set(err, SL_ENOMEM, "out of memory for the training buffers");
     }
@@ -937,7 +1033,12 @@ int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
     if (rc) return rc;
     const int64_t T = tr->batch.T, R = B * T;
     if ((rc = ensure_rows(tr, R, err))) return rc;
-    if ((rc = sl_model_forward_tape(tr->m, B, T, tr->batch.u, &tr->tape, err))) return rc;
+    const float *x = tr->batch.u;
+    if (tr->ro.enc_w) {
+        sl_encoder_forward_f32(&tr->ro, R, tr->batch.u, tr->xenc);
+        x = tr->xenc;
+    }
+    if ((rc = sl_model_forward_tape(tr->m, B, T, x, &tr->tape, err))) return rc;
     const float *y = tr->tape.act[tr->m->n_layers];
     readout_forward_f32(&tr->ro, R, y, tr->hid, tr->z);
     sl_metrics mt;
@@ -946,7 +1047,8 @@ int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
                                               (long long)s + 1, mt.loss);
     sl_grads_zero_f32(&tr->g);
     readout_backward_f32(&tr->ro, &tr->g, R, y, tr->hid, tr->dz, tr->dhid, tr->dy);
-    if ((rc = sl_model_backward(tr->m, &tr->tape, tr->dy, &tr->g, NULL, err))) return rc;
+    if ((rc = sl_model_backward(tr->m, &tr->tape, tr->dy, &tr->g, tr->ro.enc_w ? tr->dxenc : NULL, err))) return rc;
+    encoder_backward_f32(&tr->ro, &tr->g, R, tr->batch.u, tr->dxenc);
     const double sigma = sl_noise_sigma(o, s);
     if (sigma > 0)
         for (size_t i = 0; i < tr->g.n; i++) {
@@ -984,6 +1086,7 @@ json_t *sl_trainer_metadata(const sl_trainer *tr, const json_t *train_cfg)
     json_object_set_new(tc, "readout", json_string(tr->ro.kind == SL_READOUT_MLP ? "mlp" : "linear"));
     if (tr->ro.kind == SL_READOUT_MLP) json_object_set_new(tc, "readout_hidden", json_integer(tr->ro.n_hidden));
     json_object_set_new(tc, "heads", json_integer(tr->ro.K));
+    if (tr->ro.enc_w) json_object_set_new(tc, "encoder", json_string("linear"));
     json_object_set_new(tc, "classes", json_integer(tr->task ? tr->task->C : tr->data->C));
     json_object_set_new(tc, "loss", json_string(tr->ro.loss == SL_LOSS_MSE ? "mse" : "ce"));
     json_object_set_new(tc, "steps_done", json_integer(tr->step));
