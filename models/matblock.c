@@ -12,6 +12,8 @@
 **   linsys   the same mb_point, packed as structured operators.
 ** With f->states (the carry after every step) the forward runs one step at a
 ** time, which keeps the per-step bookkeeping in one place.
+** Training (backward, backward_f64, params_changed) is matblock_grad.c, for
+** the kinds sl_mb_trainable accepts.
 */
 #include "matblock.h"
 
@@ -24,22 +26,10 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "matblock_int.h"
 #include "matstate.h"
 #include "nn.h"
 #include "util.h"
-
-#define MB_MLSTM_EPS 1e-6    /* NX-AI's eps in the mLSTM denominator */
-#define MB_L2_EPS 1e-6       /* fla's l2norm: x / sqrt(sum x^2 + eps) */
-
-typedef struct mb_impl {
-    sl_mb   p;
-    int64_t ds, nS;                 /* state columns per head; H dk ds */
-    int64_t cq, ck, cv, cc;         /* convolved channels (cc = total) */
-    int64_t off_conv, off_pos, off_m;
-    float  *conv_w, *conv_b;        /* concatenated [cc, conv_k], [cc] (owned) */
-    double *log_gamma;              /* RetNet [H] (owned) */
-    double *inv_freq;               /* RetNet rotary [dk/2] (owned) */
-} mb_impl;
 
 const sl_mb *sl_mb_of(const sl_layer *L) { return &((const mb_impl *)L->impl)->p; }
 
@@ -754,13 +744,18 @@ int sl_mb_build_layers(sl_model *m, const char *kind, const sl_mb *mbs, int n_la
     m->layers = calloc((size_t)(n_layers ? n_layers : 1), sizeof *m->layers);
     if (!m->layers) return sl_err_set(err, SL_ENOMEM, "out of memory");
     static const sl_layer_ops ops = { .forward = mb_forward, .step = mb_step, .linsys = mb_linsys, .free = mb_free };
+    /* The families with gradients (matblock_grad.c) add the training ops. */
+    static const sl_layer_ops ops_train = { .forward = mb_forward, .step = mb_step, .linsys = mb_linsys,
+                                            .free = mb_free, .backward = sl_mb_backward,
+                                            .backward_f64 = sl_mb_backward_f64,
+                                            .params_changed = sl_mb_params_changed };
     for (int l = 0; l < n_layers; l++) {
         const sl_mb *p = &mbs[l];
         sl_layer *L = calloc(1, sizeof *L);
         mb_impl *im = calloc(1, sizeof *im);
         if (!L || !im) { free(L); free(im); return sl_err_set(err, SL_ENOMEM, "out of memory"); }
         L->impl = im;
-        L->ops = &ops;
+        L->ops = sl_mb_trainable(p) ? &ops_train : &ops;
         m->layers[m->n_layers++] = L;
         im->p = *p;
         im->ds = p->kind == SL_MB_MLSTM ? p->dv + 1 : p->dv;

@@ -121,7 +121,6 @@ void *sl_mb_rng_new(uint64_t seed);
 void  sl_mb_rng_free(void *rng);
 double sl_mb_rng_uniform(void *rng);
 
-#endif
 
 /* ------------------------------------------------------------ config */
 typedef struct sl_mb_common {
@@ -149,3 +148,5 @@ int sl_mb_init_qkv(sl_tensors *ts, void *rng, int l, int64_t hid, int64_t kd, in
                    sl_err *err);
 /* A one-line summary "<kind>, L layers, hidden h, H heads of d_k .., d_v ..<extra>". */
 char *sl_mb_summary(const char *kind, const sl_mb_common *c, int64_t dk, int64_t dv, const char *extra);
+
+#endif
