@@ -206,10 +206,298 @@ static void test_model_grad_fd(void **state)
     fprintf(stderr, "matrix-state gradients vs finite differences: worst relative error %.2e\n", worst_all);
 }
 
+/* ------------------------------------------------------------ float vs double */
+static void test_model_grad_float_vs_double(void **state)
+{
+    (void)state;
+    const int64_t B = 3, T = 21, F = 2;
+    for (size_t ci = 0; ci < SL_ARRAY_LEN(mcases); ci++) {
+        const mcase *c = &mcases[ci];
+        sl_readout ro;
+        sl_model *m = make_model(c, F, 300 + ci, &ro);
+        float *u, *tg, *mk;
+        make_data(c, B, T, F, 400 + ci, &u, &tg, &mk);
+        sl_grads g;
+        sl_err err = { 0 };
+        assert_int_equal(sl_grads_init(&g, m->tensors, 1, 1, &err), SL_OK);
+        double L64;
+        sl_metrics mt;
+        assert_int_equal(sl_loss_grad_f64(m, &ro, B, T, u, tg, mk, &g, &L64, &err), SL_OK);
+        assert_int_equal(sl_loss_grad_f32(m, &ro, B, T, u, tg, mk, &g, &mt, &err), SL_OK);
+        assert_close(mt.loss, L64, 1e-5, 1e-7);
+        double num = 0, den = 0, wt = 0;
+        for (size_t i = 0; i < g.n; i++) {
+            double n1 = 0, d1 = 0;
+            for (int64_t k = 0; k < m->tensors->t[i].numel; k++) {
+                const double a = g.f32[i][k], b = g.f64[i][k];
+                n1 += (a - b) * (a - b);
+                d1 += b * b;
+            }
+            num += n1;
+            den += d1;
+            wt = fmax(wt, sqrt(n1) / fmax(sqrt(d1), 1e-3));
+        }
+        const double rel = sqrt(num / den);
+        fprintf(stderr, "%-24s float vs double gradient: relative L2 error %.2e (worst tensor %.2e)\n", c->label, rel, wt);
+        assert_true(rel < 1e-5);
+        assert_true(wt < 1e-4);
+        sl_grads_free(&g);
+        free(u); free(tg); free(mk);
+        sl_model_free(m);
+    }
+}
+
+/* ------------------------------------------------------------ one layer from a non-zero carry */
+/* L = sum(wy . y) + sum(wc . final carry) is not what the tape computes (the
+** final carry gets no gradient there); use L = sum(wy . y) only, over the
+** double step from carry0. */
+static double layer_loss(const sl_layer *Ly, int64_t T, const double *c0, const double *x, const double *wy)
+{
+    sl_err err = { 0 };
+    const int64_t nc = Ly->n_carry, n = Ly->n_out;
+    double *a = malloc((size_t)nc * sizeof *a), *bb = malloc((size_t)nc * sizeof *bb), *y = malloc((size_t)n * sizeof *y);
+    memcpy(a, c0, (size_t)nc * sizeof *a);
+    double L = 0;
+    for (int64_t t = 0; t < T; t++) {
+        if (sl_layer_step(Ly, a, x + t * Ly->n_in, bb, y, &err)) fprintf(stderr, "%s\n", err.msg);
+        for (int64_t j = 0; j < n; j++) L += wy[t * n + j] * y[j];
+        double *tmp = a; a = bb; bb = tmp;
+    }
+    free(a); free(bb); free(y);
+    return L;
+}
+
+static double fd_d(const sl_layer *Ly, int64_t T, double *c0, double *x, const double *wy, double *v)
+{
+    const double v0 = *v, h = 1e-4 * fmax(1.0, fabs(v0));
+    double d[2];
+    for (int r = 0; r < 2; r++) {
+        const double hh = r ? h / 2 : h;
+        *v = v0 + hh;
+        double fp = layer_loss(Ly, T, c0, x, wy);
+        *v = v0 - hh;
+        double fm = layer_loss(Ly, T, c0, x, wy);
+        d[r] = (fp - fm) / (2 * hh);
+    }
+    *v = v0;
+    return (4.0 * d[1] - d[0]) / 3.0;
+}
+
+static void test_layer_dx_dcarry(void **state)
+{
+    (void)state;
+    const int64_t B = 2, T = 5;
+    for (size_t ci = 0; ci < SL_ARRAY_LEN(mcases); ci++) {
+        const mcase *c = &mcases[ci];
+        sl_readout ro;
+        sl_model *m = make_model(c, 2, 500 + ci, &ro);
+        const sl_layer *Ly = m->layers[m->n_layers - 1];
+        const int64_t nc = Ly->n_carry, n = Ly->n_in, nS = Ly->n_state;
+        uint64_t s = 600 + ci;
+        double *x = malloc((size_t)(B * T * n) * sizeof *x), *c0 = malloc((size_t)(B * nc) * sizeof *c0),
+               *wy = malloc((size_t)(B * T * n) * sizeof *wy), *st = malloc((size_t)(B * T * nc) * sizeof *st),
+               *dx = malloc((size_t)(B * T * n) * sizeof *dx), *dc = malloc((size_t)(B * nc) * sizeof *dc);
+        for (int64_t i = 0; i < B * T * n; i++) { x[i] = sl_test_uniform(&s, -1.5, 1.5); wy[i] = sl_test_uniform(&s, -1, 1); }
+        for (int64_t i = 0; i < B * nc; i++) c0[i] = sl_test_uniform(&s, i % nc < nS ? -0.4 : -1.0, i % nc < nS ? 0.4 : 1.0);
+        /* States from the double step. */
+        sl_err err = { 0 };
+        double *tmpy = malloc((size_t)n * sizeof *tmpy);
+        for (int64_t b = 0; b < B; b++) {
+            const double *prev = c0 + b * nc;
+            for (int64_t t = 0; t < T; t++) {
+                double *next = st + (b * T + t) * nc;
+                assert_int_equal(sl_layer_step(Ly, prev, x + (b * T + t) * n, next, tmpy, &err), SL_OK);
+                prev = next;
+            }
+        }
+        free(tmpy);
+        sl_grads g;
+        assert_int_equal(sl_grads_init(&g, m->tensors, 1, 1, &err), SL_OK);
+        sl_bwd_f64 bd = { .B = B, .T = T, .x = x, .carry0 = c0, .states = st, .dy = wy, .dx = dx, .dcarry0 = dc, .g = &g };
+        assert_int_equal(sl_layer_backward_f64(Ly, &bd, &err), SL_OK);
+        double worst = 0;
+        for (int64_t b = 0; b < B; b++) {
+            for (int64_t i = 0; i < T * n; i++) {
+                double d = fd_d(Ly, T, c0 + b * nc, x + b * T * n, wy + b * T * n, x + b * T * n + i);
+                worst = fmax(worst, fabs(dx[b * T * n + i] - d) / fmax(fabs(d), 1e-4));
+            }
+            for (int64_t i = 0; i < nc; i++) {
+                double d = fd_d(Ly, T, c0 + b * nc, x + b * T * n, wy + b * T * n, c0 + b * nc + i);
+                const double rel = fabs(dc[b * nc + i] - d) / fmax(fabs(d), 1e-4);
+                if (rel > 1e-6) fprintf(stderr, "%s: dcarry0[%lld]: %.10g vs %.10g\n", c->label, (long long)i, dc[b * nc + i], d);
+                worst = fmax(worst, rel);
+            }
+        }
+        /* The float layer backward from the same (float) carries. */
+        float *xf = malloc((size_t)(B * T * n) * sizeof *xf), *c0f = malloc((size_t)(B * nc) * sizeof *c0f),
+              *wyf = malloc((size_t)(B * T * n) * sizeof *wyf), *stf = malloc((size_t)(B * T * nc) * sizeof *stf),
+              *dxf = malloc((size_t)(B * T * n) * sizeof *dxf), *dcf = malloc((size_t)(B * nc) * sizeof *dcf),
+              *yf = malloc((size_t)(B * T * n) * sizeof *yf), *cf = malloc((size_t)(B * nc) * sizeof *cf);
+        for (int64_t i = 0; i < B * T * n; i++) { xf[i] = (float)x[i]; wyf[i] = (float)wy[i]; }
+        for (int64_t i = 0; i < B * nc; i++) c0f[i] = cf[i] = (float)c0[i];
+        sl_fwd fw = { .B = B, .T = T, .x = xf, .y = yf, .carry = cf, .states = stf };
+        assert_int_equal(sl_layer_forward(Ly, &fw, &err), SL_OK);
+        sl_bwd bf = { .B = B, .T = T, .x = xf, .carry0 = c0f, .states = stf, .dy = wyf, .dx = dxf, .dcarry0 = dcf, .g = &g };
+        assert_int_equal(sl_layer_backward(Ly, &bf, &err), SL_OK);
+        double num = 0, den = 0;
+        for (int64_t i = 0; i < B * T * n; i++) { num += (dxf[i] - dx[i]) * (dxf[i] - dx[i]); den += dx[i] * dx[i]; }
+        for (int64_t i = 0; i < B * nc; i++) { num += (dcf[i] - dc[i]) * (dcf[i] - dc[i]); den += dc[i] * dc[i]; }
+        const double relf = sqrt(num / den);
+        fprintf(stderr, "%-24s layer %d from a non-zero carry: dx, dcarry0 vs FD %.2e; float vs double %.2e\n", c->label,
+                Ly->index, worst, relf);
+        assert_true(worst <= 1e-6);
+        assert_true(relf < 1e-5);
+        free(xf); free(c0f); free(wyf); free(stf); free(dxf); free(dcf); free(yf); free(cf);
+        sl_grads_free(&g);
+        free(x); free(c0); free(wy); free(st); free(dx); free(dc);
+        sl_model_free(m);
+    }
+}
+
+/* ------------------------------------------------------------ the scan kernel */
+enum { F_NONE, F_SCALAR, F_VECTOR, F_DELTA, F_GDELTA, F_NFORMS };
+static const char *const form_names[] = { "no gate", "scalar gate", "vector gate", "delta", "gated delta" };
+
+typedef struct scan_in {
+    int64_t T, dk, dv;
+    double *q, *k, *v, *g, *beta, *S0, *wo;
+} scan_in;
+
+/* L = sum(wo . o) of the recurrence (matstate.h), in double; states [T, dk dv] when not NULL. */
+static double scan_loss(const scan_in *d, int form, double *states)
+{
+    const int64_t dk = d->dk, dv = d->dv;
+    double *S = malloc((size_t)(dk * dv) * sizeof *S), *u = malloc((size_t)dv * sizeof *u), L = 0;
+    const double sc = 1.0 / sqrt((double)dk);
+    memcpy(S, d->S0, (size_t)(dk * dv) * sizeof *S);
+    for (int64_t t = 0; t < d->T; t++) {
+        const double *q = d->q + t * dk, *k = d->k + t * dk, *v = d->v + t * dv, *g = d->g + t * dk;
+        if (form >= F_DELTA) {
+            const double a = form == F_GDELTA ? exp(g[0]) : 1.0, b = d->beta[t];
+            for (int64_t p = 0; p < dv; p++) {
+                double ks = 0;
+                for (int64_t i = 0; i < dk; i++) ks += k[i] * S[i * dv + p];
+                u[p] = v[p] - a * ks;
+            }
+            for (int64_t i = 0; i < dk; i++)
+                for (int64_t p = 0; p < dv; p++) S[i * dv + p] = a * S[i * dv + p] + b * k[i] * u[p];
+        } else {
+            for (int64_t i = 0; i < dk; i++) {
+                const double a = form == F_NONE ? 1.0 : exp(g[form == F_VECTOR ? i : 0]);
+                for (int64_t p = 0; p < dv; p++) S[i * dv + p] = a * S[i * dv + p] + k[i] * v[p];
+            }
+        }
+        if (states) memcpy(states + t * dk * dv, S, (size_t)(dk * dv) * sizeof *S);
+        for (int64_t p = 0; p < dv; p++) {
+            double o = 0;
+            for (int64_t i = 0; i < dk; i++) o += q[i] * S[i * dv + p];
+            L += d->wo[t * dv + p] * sc * o;
+        }
+    }
+    free(S);
+    free(u);
+    return L;
+}
+
+static double scan_fd(const scan_in *d, int form, double *v)
+{
+    const double v0 = *v, h = 1e-4;
+    double d2[2];
+    for (int r = 0; r < 2; r++) {
+        const double hh = r ? h / 2 : h;
+        *v = v0 + hh;
+        double fp = scan_loss(d, form, NULL);
+        *v = v0 - hh;
+        double fm = scan_loss(d, form, NULL);
+        d2[r] = (fp - fm) / (2 * hh);
+    }
+    *v = v0;
+    return (4.0 * d2[1] - d2[0]) / 3.0;
+}
+
+static void test_scan_backward_forms(void **state)
+{
+    (void)state;
+    const int64_t T = 9, dk = 5, dv = 3;
+    for (int form = 0; form < F_NFORMS; form++) {
+        scan_in d = { .T = T, .dk = dk, .dv = dv };
+        uint64_t s = 700 + (uint64_t)form;
+        double *buf = malloc((size_t)(T * (3 * dk + 2 * dv + 1) + dk * dv) * sizeof *buf), *w = buf;
+        d.q = w; w += T * dk; d.k = w; w += T * dk; d.g = w; w += T * dk; d.v = w; w += T * dv;
+        d.wo = w; w += T * dv; d.beta = w; w += T; d.S0 = w;
+        for (int64_t i = 0; i < T * dk; i++) {
+            d.q[i] = sl_test_uniform(&s, -1, 1);
+            d.k[i] = sl_test_uniform(&s, -0.6, 0.6);
+            d.g[i] = sl_test_uniform(&s, -0.8, -0.05);
+        }
+        for (int64_t i = 0; i < T * dv; i++) { d.v[i] = sl_test_uniform(&s, -1, 1); d.wo[i] = sl_test_uniform(&s, -1, 1); }
+        for (int64_t t = 0; t < T; t++) d.beta[t] = sl_test_uniform(&s, 0, 2);
+        for (int64_t i = 0; i < dk * dv; i++) d.S0[i] = sl_test_uniform(&s, -0.5, 0.5);
+        double *st = malloc((size_t)(T * dk * dv) * sizeof *st);
+        scan_loss(&d, form, st);
+        double *gq = calloc((size_t)(T * dk), sizeof *gq), *gk = calloc((size_t)(T * dk), sizeof *gk),
+               *gv = calloc((size_t)(T * dv), sizeof *gv), *gg = calloc((size_t)(T * dk), sizeof *gg),
+               *gb = calloc((size_t)T, sizeof *gb), *gS = calloc((size_t)(dk * dv), sizeof *gS),
+               *wk = malloc((size_t)sl_ms_backward_ws(dk, dv) * sizeof *wk);
+        const int64_t gd = form == F_VECTOR ? dk : 1;
+        sl_ms_bwd_f64 b = { .T = T, .dk = dk, .dv = dv, .q = d.q, .k = d.k, .v = d.v, .ldq = dk, .ldk = dk, .ldv = dv,
+                            .scale = 1.0 / sqrt((double)dk), .S0 = d.S0, .S = st, .ldS = dk * dv, .dout = d.wo,
+                            .lddo = dv, .dq = gq, .dkk = gk, .dvv = gv, .lddq = dk, .lddk = dk, .lddv = dv,
+                            .dS0 = gS };
+        if (form != F_NONE && form != F_DELTA) { b.g = d.g; b.ldg = dk; b.gdim = gd; b.dg = gg; b.lddg = dk; }
+        if (form >= F_DELTA) { b.beta = d.beta; b.ldb = 1; b.dbeta = gb; b.lddb = 1; }
+        sl_ms_backward_f64(&b, wk);
+        double worst = 0;
+#define CHECK(arr, grad, n, stride, cnt)                                                        \
+        for (int64_t t_ = 0; t_ < (n); t_++)                                                    \
+            for (int64_t i_ = 0; i_ < (cnt); i_++) {                                             \
+                const double fdv = scan_fd(&d, form, &(arr)[t_ * (stride) + i_]);                \
+                worst = fmax(worst, fabs((grad)[t_ * (stride) + i_] - fdv) / fmax(fabs(fdv), 1e-4)); \
+            }
+        CHECK(d.q, gq, T, dk, dk);
+        CHECK(d.k, gk, T, dk, dk);
+        CHECK(d.v, gv, T, dv, dv);
+        CHECK(d.S0, gS, 1, dk * dv, dk * dv);
+        if (b.g) CHECK(d.g, gg, T, dk, gd);
+        if (b.beta) CHECK(d.beta, gb, T, 1, 1);
+#undef CHECK
+        /* The float kernel agrees. */
+        float *f[16];
+        const int64_t cnt[] = { T * dk, T * dk, T * dv, T * dk, T, dk * dv, T * dk * dv, T * dv };
+        const double *src[] = { d.q, d.k, d.v, d.g, d.beta, d.S0, st, d.wo };
+        for (int i = 0; i < 8; i++) {
+            f[i] = malloc((size_t)cnt[i] * sizeof(float));
+            for (int64_t j = 0; j < cnt[i]; j++) f[i][j] = (float)src[i][j];
+        }
+        for (int i = 8; i < 14; i++) f[i] = calloc((size_t)cnt[i - 8], sizeof(float));
+        float *wkf = malloc((size_t)sl_ms_backward_ws(dk, dv) * sizeof *wkf);
+        sl_ms_bwd bf = { .T = T, .dk = dk, .dv = dv, .q = f[0], .k = f[1], .v = f[2], .ldq = dk, .ldk = dk, .ldv = dv,
+                         .scale = 1.0f / sqrtf((float)dk), .S0 = f[5], .S = f[6], .ldS = dk * dv, .dout = f[7],
+                         .lddo = dv, .dq = f[8], .dkk = f[9], .dvv = f[10], .lddq = dk, .lddk = dk, .lddv = dv,
+                         .dS0 = f[13] };
+        if (b.g) { bf.g = f[3]; bf.ldg = dk; bf.gdim = gd; bf.dg = f[11]; bf.lddg = dk; }
+        if (b.beta) { bf.beta = f[4]; bf.ldb = 1; bf.dbeta = f[12]; bf.lddb = 1; }
+        sl_ms_backward(&bf, wkf);
+        const double *ref[] = { gq, gk, gv, gg, gb, gS };
+        double wf = 0;
+        for (int i = 0; i < 6; i++)
+            for (int64_t j = 0; j < cnt[i]; j++) wf = fmax(wf, fabs(f[8 + i][j] - ref[i][j]) / (1e-5 + fabs(ref[i][j])));
+        fprintf(stderr, "scan backward, %-12s: vs finite differences %.2e, float vs double %.2e\n", form_names[form], worst, wf);
+        assert_true(worst <= 1e-7);
+        assert_true(wf < 1e-3);
+        for (int i = 0; i < 14; i++) free(f[i]);
+        free(wkf);
+        free(gq); free(gk); free(gv); free(gg); free(gb); free(gS); free(wk); free(st); free(buf);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scan_backward_forms),
         cmocka_unit_test(test_model_grad_fd),
+        cmocka_unit_test(test_model_grad_float_vs_double),
+        cmocka_unit_test(test_layer_dx_dcarry),
     };
     return cmocka_run_group_tests_name("train_matrix", tests, NULL, NULL);
 }
