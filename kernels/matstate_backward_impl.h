@@ -19,17 +19,6 @@ void MSB_FN(const MSB_SEQ *s, REAL *work)
         const REAL *dO = s->dout + t * s->lddo;
         const REAL *g = s->g ? s->g + t * s->ldg : NULL;
         REAL *dq = s->dq + t * s->lddq, *dkt = s->dkk + t * s->lddk, *dvt = s->dvv + t * s->lddv;
-        /* The output: D += scale q dO^T, dq = scale S_t dO. */
-        for (int64_t i = 0; i < dk; i++) {
-            const REAL qi = sc * q[i], *Si = St + i * dv;
-            REAL *Di = D + i * dv, acc = 0;
-#pragma omp simd reduction(+ : acc)
-            for (int64_t p = 0; p < dv; p++) {
-                Di[p] += qi * dO[p];
-                acc += Si[p] * dO[p];
-            }
-            dq[i] = sc * acc;
-        }
         if (s->beta) {
             /* Delta rule, scalar gate a: P = a S_{t-1}, u = v - P^T k. */
             const REAL b = s->beta[t * s->ldb], at = g ? MSB_EXP(g[0]) : (REAL)1;
@@ -40,50 +29,63 @@ void MSB_FN(const MSB_SEQ *s, REAL *work)
 #pragma omp simd
                     for (int64_t p = 0; p < dv; p++) u[p] += ki * Si[p];
                 }
-            for (int64_t i = 0; i < dk; i++) {
-                const REAL ki = k[i], *Di = D + i * dv;
 #pragma omp simd
-                for (int64_t p = 0; p < dv; p++) du[p] += ki * Di[p];
+            for (int64_t p = 0; p < dv; p++) u[p] = v[p] - at * u[p];
+            /* One pass over D: the output (D += scale q dO^T, dq = scale S_t dO),
+            ** then du = D^T k (scaled by beta below) and Dv = D u with it. */
+            REAL db = 0;
+            for (int64_t i = 0; i < dk; i++) {
+                const REAL qi = sc * q[i], ki = k[i], *Si = St + i * dv;
+                REAL *Di = D + i * dv, acc = 0, dvu = 0;
+#pragma omp simd reduction(+ : acc, dvu)
+                for (int64_t p = 0; p < dv; p++) {
+                    const REAL d = Di[p] + qi * dO[p];
+                    Di[p] = d;
+                    acc += Si[p] * dO[p];
+                    du[p] += ki * d;
+                    dvu += d * u[p];
+                }
+                dq[i] = sc * acc;
+                Dv[i] = dvu;
+                db += ki * dvu;
             }
+            if (s->dbeta) s->dbeta[t * s->lddb] = db;
 #pragma omp simd
             for (int64_t p = 0; p < dv; p++) {
-                u[p] = v[p] - at * u[p];
                 du[p] *= b;
                 dvt[p] = du[p];
             }
-            /* Dv = D u (dk); Pdu = P du folded into dk below. */
-            REAL db = 0;
-            for (int64_t i = 0; i < dk; i++) {
-                const REAL *Di = D + i * dv;
-                REAL acc = 0, acc2 = 0;
-                const REAL *Si = Sp ? Sp + i * dv : NULL;
-#pragma omp simd reduction(+ : acc)
-                for (int64_t p = 0; p < dv; p++) acc += Di[p] * u[p];
-                if (Si) {
-#pragma omp simd reduction(+ : acc2)
-                    for (int64_t p = 0; p < dv; p++) acc2 += Si[p] * du[p];
-                }
-                Dv[i] = acc;
-                db += k[i] * acc;
-                dkt[i] = b * acc - at * acc2;
-            }
-            if (s->dbeta) s->dbeta[t * s->lddb] = db;
-            /* dP = D - k du^T; dg = a <dP, S_{t-1}>; D <- a dP. */
+            /* dk = beta D u - P du; dP = D - k du^T; dg = a <dP, S_{t-1}>; D <- a dP. */
             REAL dga = 0;
             for (int64_t i = 0; i < dk; i++) {
                 const REAL ki = k[i];
-                REAL *Di = D + i * dv, acc = 0;
-                if (Sp && g) {
+                REAL *Di = D + i * dv, pdu = 0, acc = 0;
+                if (Sp) {
                     const REAL *Si = Sp + i * dv;
-#pragma omp simd reduction(+ : acc)
-                    for (int64_t p = 0; p < dv; p++) acc += (Di[p] - ki * du[p]) * Si[p];
+#pragma omp simd reduction(+ : pdu, acc)
+                    for (int64_t p = 0; p < dv; p++) {
+                        pdu += Si[p] * du[p];
+                        acc += (Di[p] - ki * du[p]) * Si[p];
+                    }
                 }
+                dkt[i] = b * Dv[i] - at * pdu;
                 dga += acc;
 #pragma omp simd
                 for (int64_t p = 0; p < dv; p++) Di[p] = at * (Di[p] - ki * du[p]);
             }
             if (g && s->dg) s->dg[t * s->lddg] = at * dga;
         } else {
+            /* The output: D += scale q dO^T, dq = scale S_t dO. */
+            for (int64_t i = 0; i < dk; i++) {
+                const REAL qi = sc * q[i], *Si = St + i * dv;
+                REAL *Di = D + i * dv, acc = 0;
+#pragma omp simd reduction(+ : acc)
+                for (int64_t p = 0; p < dv; p++) {
+                    Di[p] += qi * dO[p];
+                    acc += Si[p] * dO[p];
+                }
+                dq[i] = sc * acc;
+            }
             /* Gated (or plain) outer-product update. */
             const int vec = g && s->gdim > 1;
             for (int64_t i = 0; i < dk; i++) a[i] = g ? MSB_EXP(g[vec ? i : 0]) : (REAL)1;

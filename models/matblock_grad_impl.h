@@ -38,6 +38,26 @@ static inline REAL MBG(dact)(int a, REAL x)
     }
 }
 
+/* An activation's value at x and its derivative there (*d), one exponential. */
+static inline REAL MBG(act_d)(int a, REAL x, REAL *d)
+{
+    switch (a) {
+    case SL_MB_ACT_SILU: {
+        const REAL s = MBG(sigm)(x);
+        *d = s * ((REAL)1 + x * ((REAL)1 - s));
+        return x * s;
+    }
+    case SL_MB_ACT_RELU: *d = x > 0 ? (REAL)1 : (REAL)0; return x > 0 ? x : 0;
+    case SL_MB_ACT_ELU1: {
+        if (x > 0) { *d = 1; return x + (REAL)1; }
+        const REAL e = REXP(x);
+        *d = e;
+        return e;
+    }
+    default: *d = 1; return x;
+    }
+}
+
 /* A weight as REAL: the float tensor itself, or (double) a converted copy
 ** carved from *pool. */
 static const REAL *MBG(wload)(const float *src, int64_t n, REAL **pool)
@@ -378,8 +398,11 @@ static int MBG(backward)(const sl_layer *L, const MBG_BWD *b, sl_err *err)
                 const int64_t c0i = e ? cq : 0;
                 const int a = p->act[e];
                 for (int64_t i = 0; i < dk; i++) {
-                    const REAL pre = y[c0i + h * dk + i];
-                    dy3[c0i + h * dk + i] = dz[i] * MBG(dact)(p->fmap, MBG(act)(a, pre)) * MBG(dact)(a, pre);
+                    REAL d1, d2;
+                    const REAL a1 = MBG(act_d)(a, y[c0i + h * dk + i], &d1);
+                    if (p->fmap != SL_MB_ACT_NONE) MBG(act_d)(p->fmap, a1, &d2);
+                    else d2 = 1;
+                    dy3[c0i + h * dk + i] = dz[i] * d1 * d2;
                 }
             }
         for (int64_t j = 0; j < wv; j++) dy3[cq + ck + j] = dV[r * wv + j] * MBG(dact)(p->act[2], y[cq + ck + j]);
