@@ -66,7 +66,8 @@ CUDA_OBJ  := $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
 # the kernels are checked against the CPU to 1e-5. Warnings are errors.
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
-NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Wshadow,-Werror
+NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCH) -Werror all-warnings -Xptxas -Werror \
+             -Xcompiler -Wall,-Wextra,-Wshadow,-Werror
 EXTRA_LDLIBS += -L$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
 endif
 

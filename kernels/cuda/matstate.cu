@@ -43,12 +43,23 @@ __device__ __forceinline__ void ms_rows(int dk, float *reg, float *col, int dv, 
     }
 }
 
-/* Compact device layouts: q, k [nb T, nh dk]; v, o [nb T, nh dv];
-** g [nb T, nh gdim] or NULL; beta [nb T, nh] or NULL; S [nb nh, dk, dv]. */
+/* Arguments of one launch, passed to the kernel one by one (as one struct
+** parameter, nvcc spilled the dk = 128 column to local memory). Compact
+** device layouts: q, k [nb T, nh dk]; v, o [nb T, nh dv]; g [nb T, nh gdim]
+** or NULL; beta [nb T, nh] or NULL; S [nb nh, dk, dv]. */
+typedef struct ms_args {
+    int64_t nh, T;
+    int dk, dv, gdim;
+    float scale;
+    const float *q, *k, *v, *g, *beta;
+    float *o, *S;
+} ms_args;
+
 template <int DK>
-__global__ void __launch_bounds__(MS_THREADS) ms_kernel(int64_t nh, int64_t T, int dk, int dv, int gdim, float scale, const float *__restrict__ q,
-                          const float *__restrict__ k, const float *__restrict__ v, const float *__restrict__ g,
-                          const float *__restrict__ beta, float *__restrict__ o, float *__restrict__ S)
+__global__ void __launch_bounds__(MS_THREADS)
+ms_kernel(int64_t nh, int64_t T, int dk, int dv, int gdim, float scale, const float *__restrict__ q,
+          const float *__restrict__ k, const float *__restrict__ v, const float *__restrict__ g,
+          const float *__restrict__ beta, float *__restrict__ o, float *__restrict__ S)
 {
     extern __shared__ float sm[];
     float *qs = sm, *ks = sm + dk, *gs = sm + 2 * dk, *sc = sm + 3 * dk;   /* sc: a (scalar decay), beta */
@@ -117,12 +128,15 @@ __global__ void __launch_bounds__(MS_THREADS) ms_kernel(int64_t nh, int64_t T, i
     }
 }
 
-template <int DK>
-static void ms_launch(dim3 grid, int threads, size_t smem, int64_t nh, int64_t T, int dk, int dv, int gdim, float scale,
-                      const float *q, const float *k, const float *v, const float *g, const float *beta, float *o,
-                      float *S)
+/* Launch with the column in registers of DK floats (dk <= DK), or in memory (DK = 0). */
+#define MS_ARGS a.nh, a.T, a.dk, a.dv, a.gdim, a.scale, a.q, a.k, a.v, a.g, a.beta, a.o, a.S
+static void ms_launch(int64_t dk, dim3 grid, int threads, size_t smem, const ms_args &a)
 {
-    ms_kernel<DK><<<grid, threads, smem>>>(nh, T, dk, dv, gdim, scale, q, k, v, g, beta, o, S);
+    if (dk <= 16) ms_kernel<16><<<grid, threads, smem>>>(MS_ARGS);
+    else if (dk <= 32) ms_kernel<32><<<grid, threads, smem>>>(MS_ARGS);
+    else if (dk <= 64) ms_kernel<64><<<grid, threads, smem>>>(MS_ARGS);
+    else if (dk <= 128) ms_kernel<128><<<grid, threads, smem>>>(MS_ARGS);
+    else ms_kernel<0><<<grid, threads, smem>>>(MS_ARGS);
 }
 
 extern "C" int sl_cuda_matstate_scan(const sl_ms_batch *m, sl_err *err)
@@ -145,6 +159,7 @@ extern "C" int sl_cuda_matstate_scan(const sl_ms_batch *m, sl_err *err)
     if (rc) return rc;
     float *base = NULL, *p;
     float *dq, *dk_, *dv_, *dg, *dbeta, *dO, *dS;
+    ms_args args;
     const dim3 grid((unsigned)(nb * nh), (unsigned)tiles);
     const size_t total = 2 * sl_cu_pad(R * nh * dk) + 2 * sl_cu_pad(R * nh * dv) + sl_cu_pad(R * nh * gdim) +
                          (m->beta ? sl_cu_pad(R * nh) : 0) + sl_cu_pad(nb * nh * dk * dv) + 64;
@@ -164,11 +179,20 @@ extern "C" int sl_cuda_matstate_scan(const sl_ms_batch *m, sl_err *err)
         goto done;
     if (dg && (rc = sl_cu_rows_to_dev(dg, m->g, R, nh * gdim, m->ldg, err))) goto done;
     if (dbeta && (rc = sl_cu_rows_to_dev(dbeta, m->beta, R, nh, m->ldb, err))) goto done;
-    if (dk <= 16) ms_launch<16>(grid, threads, smem, nh, T, (int)dk, (int)dv, (int)gdim, m->scale, dq, dk_, dv_, dg, dbeta, dO, dS);
-    else if (dk <= 32) ms_launch<32>(grid, threads, smem, nh, T, (int)dk, (int)dv, (int)gdim, m->scale, dq, dk_, dv_, dg, dbeta, dO, dS);
-    else if (dk <= 64) ms_launch<64>(grid, threads, smem, nh, T, (int)dk, (int)dv, (int)gdim, m->scale, dq, dk_, dv_, dg, dbeta, dO, dS);
-    else if (dk <= 128) ms_launch<128>(grid, threads, smem, nh, T, (int)dk, (int)dv, (int)gdim, m->scale, dq, dk_, dv_, dg, dbeta, dO, dS);
-    else ms_launch<0>(grid, threads, smem, nh, T, (int)dk, (int)dv, (int)gdim, m->scale, dq, dk_, dv_, dg, dbeta, dO, dS);
+    args.nh = nh;
+    args.T = T;
+    args.dk = (int)dk;
+    args.dv = (int)dv;
+    args.gdim = (int)gdim;
+    args.scale = m->scale;
+    args.q = dq;
+    args.k = dk_;
+    args.v = dv_;
+    args.g = dg;
+    args.beta = dbeta;
+    args.o = dO;
+    args.S = dS;
+    ms_launch(dk, grid, threads, smem, args);
     SL_CU_LAUNCH();
     if ((rc = sl_cu_rows_to_host(m->o, m->ldo, dO, R, nh * dv, err)) ||
         (rc = sl_cu_rows_to_host(m->S, m->ldS, dS, nb, nh * dk * dv, err)))

@@ -203,7 +203,8 @@ extern "C" int sl_cuda_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, fl
     const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
     float *base = NULL, *p;
     float *dA, *dB, *dC;
-    SL_CU(cudaMalloc((void **)&base, (sl_cu_pad(ar * ac) + sl_cu_pad(br * bc) + sl_cu_pad(M * N) + 64) * sizeof(float)));
+    const size_t total = sl_cu_pad(ar * ac) + sl_cu_pad(br * bc) + sl_cu_pad(M * N) + 64;
+    SL_CU(cudaMalloc((void **)&base, total * sizeof(float)));
     p = base;
     dA = sl_cu_take(&p, ar * ac);
     dB = sl_cu_take(&p, br * bc);

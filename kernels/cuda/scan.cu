@@ -29,15 +29,23 @@
 #define SSCAN_THREADS 128
 #define SSCAN_MAX_N 512
 
-/* x, dt, z, y [nb T, C]; Bm, Cm [nb T, N]; A [C, N]; D [C] or NULL;
-** h [nb, C N]; hs [nb T, C N] or NULL. */
+/* Arguments of one launch. Compact device layouts: x, dt, z, y [nb T, C];
+** Bm, Cm [nb T, N]; A [C, N]; D [C] or NULL; h [nb, C N]; hs [nb T, C N] or NULL. */
+typedef struct sscan_args {
+    int64_t nb, T, C, N;
+    int G, neg;
+    const float *A, *D, *x, *dt, *Bm, *Cm, *z;
+    float *y, *h, *hs;
+} sscan_args;
+
 template <int NPL>
-__global__ void __launch_bounds__(SSCAN_THREADS)
-sscan_kernel(int64_t nb, int64_t T, int64_t C, int64_t N, int G, int neg, const float *__restrict__ A,
-             const float *__restrict__ D, const float *__restrict__ x, const float *__restrict__ dt,
-             const float *__restrict__ Bm, const float *__restrict__ Cm, const float *__restrict__ z,
-             float *__restrict__ y, float *__restrict__ h, float *__restrict__ hs)
+__global__ void __launch_bounds__(SSCAN_THREADS) sscan_kernel(sscan_args p)
 {
+    const int64_t nb = p.nb, T = p.T, C = p.C, N = p.N;
+    const int G = p.G, neg = p.neg;
+    const float *__restrict__ A = p.A, *__restrict__ D = p.D, *__restrict__ x = p.x, *__restrict__ dt = p.dt,
+                *__restrict__ Bm = p.Bm, *__restrict__ Cm = p.Cm, *__restrict__ z = p.z;
+    float *__restrict__ y = p.y, *__restrict__ h = p.h, *__restrict__ hs = p.hs;
     const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const int64_t pair = tid / G;                       /* (sequence, channel) */
     const int lane = (int)(threadIdx.x % G);
@@ -85,13 +93,11 @@ sscan_kernel(int64_t nb, int64_t T, int64_t C, int64_t N, int G, int neg, const 
 }
 
 template <int NPL>
-static void sscan_launch(int64_t nb, int64_t T, int64_t C, int64_t N, int G, int neg, const float *A, const float *D,
-                         const float *x, const float *dt, const float *Bm, const float *Cm, const float *z, float *y,
-                         float *h, float *hs)
+static void sscan_launch(const sscan_args &a)
 {
-    const int64_t threads = nb * C * G;
+    const int64_t threads = a.nb * a.C * a.G;
     const unsigned blocks = (unsigned)((threads + SSCAN_THREADS - 1) / SSCAN_THREADS);
-    sscan_kernel<NPL><<<blocks, SSCAN_THREADS>>>(nb, T, C, N, G, neg, A, D, x, dt, Bm, Cm, z, y, h, hs);
+    sscan_kernel<NPL><<<blocks, SSCAN_THREADS>>>(a);
 }
 
 extern "C" int sl_cuda_selective_scan(const sl_sscan *s, const sl_sscan_io *io, sl_err *err)
@@ -105,7 +111,7 @@ extern "C" int sl_cuda_selective_scan(const sl_sscan *s, const sl_sscan_io *io, 
     int G = 1;
     while (G < N && G < 32) G *= 2;
     if ((nb * C * G + SSCAN_THREADS - 1) / SSCAN_THREADS > INT32_MAX)
-        return sl_err_set(err, SL_EINVAL, "CUDA selective scan: %lld sequences x %lld channels is too many for one grid",
+        return sl_err_set(err, SL_EINVAL, "CUDA selective scan: %lld sequences x %lld channels is too many",
                           (long long)nb, (long long)C);
     int rc = sl_cu_enter(err);
     if (rc) return rc;
@@ -129,22 +135,26 @@ extern "C" int sl_cuda_selective_scan(const sl_sscan *s, const sl_sscan_io *io, 
     dhs = io->hs ? sl_cu_take(&p, R * C * N) : NULL;
     if (C * N > 0) SL_CU(cudaMemcpy(dA, s->A, (size_t)(C * N) * sizeof(float), cudaMemcpyHostToDevice));
     if (dD) SL_CU(cudaMemcpy(dD, s->D, (size_t)C * sizeof(float), cudaMemcpyHostToDevice));
-    if ((rc = sl_cu_rows_to_dev(dx, io->x, R, C, io->ldx, err)) || (rc = sl_cu_rows_to_dev(ddt, io->dt, R, C, io->lddt, err)) ||
-        (rc = sl_cu_rows_to_dev(dB, io->Bm, R, N, io->ldbc, err)) || (rc = sl_cu_rows_to_dev(dC, io->Cm, R, N, io->ldbc, err)) ||
+    if ((rc = sl_cu_rows_to_dev(dx, io->x, R, C, io->ldx, err)) ||
+        (rc = sl_cu_rows_to_dev(ddt, io->dt, R, C, io->lddt, err)) ||
+        (rc = sl_cu_rows_to_dev(dB, io->Bm, R, N, io->ldbc, err)) ||
+        (rc = sl_cu_rows_to_dev(dC, io->Cm, R, N, io->ldbc, err)) ||
         (rc = sl_cu_rows_to_dev(dh, io->h, nb, C * N, io->ldh, err)))
         goto done;
     if (dz && (rc = sl_cu_rows_to_dev(dz, io->z, R, C, io->ldz, err))) goto done;
     if (T > 0) {
+        const sscan_args a = { nb, T, C, N, G, s->neg, dA, dD, dx, ddt, dB, dC, dz, dy, dh, dhs };
         switch (npl) {
-        case 1: sscan_launch<1>(nb, T, C, N, G, s->neg, dA, dD, dx, ddt, dB, dC, dz, dy, dh, dhs); break;
-        case 2: sscan_launch<2>(nb, T, C, N, G, s->neg, dA, dD, dx, ddt, dB, dC, dz, dy, dh, dhs); break;
-        case 4: sscan_launch<4>(nb, T, C, N, G, s->neg, dA, dD, dx, ddt, dB, dC, dz, dy, dh, dhs); break;
-        case 8: sscan_launch<8>(nb, T, C, N, G, s->neg, dA, dD, dx, ddt, dB, dC, dz, dy, dh, dhs); break;
-        default: sscan_launch<16>(nb, T, C, N, G, s->neg, dA, dD, dx, ddt, dB, dC, dz, dy, dh, dhs); break;
+        case 1: sscan_launch<1>(a); break;
+        case 2: sscan_launch<2>(a); break;
+        case 4: sscan_launch<4>(a); break;
+        case 8: sscan_launch<8>(a); break;
+        default: sscan_launch<16>(a); break;
         }
         SL_CU_LAUNCH();
     }
-    if ((rc = sl_cu_rows_to_host(io->y, io->ldy, dy, R, C, err)) || (rc = sl_cu_rows_to_host(io->h, io->ldh, dh, nb, C * N, err)))
+    if ((rc = sl_cu_rows_to_host(io->y, io->ldy, dy, R, C, err)) ||
+        (rc = sl_cu_rows_to_host(io->h, io->ldh, dh, nb, C * N, err)))
         goto done;
     if (dhs && (rc = sl_cu_rows_to_host(io->hs, io->ldhs, dhs, R, C * N, err))) goto done;
     SL_CU(cudaDeviceSynchronize());
