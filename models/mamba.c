@@ -43,7 +43,9 @@
 **
 ** Forward: chunks of steps over the whole batch (about 2048 rows per chunk):
 ** RMSNorm, in_proj, conv, x_proj and dt_proj as GEMMs and row loops, the
-** selective scan of kernels/scan.h, out_proj, residual.
+** selective scan of kernels/scan.h, out_proj, residual. With sl_fwd.device =
+** SL_DEVICE_CUDA the selective scan runs on the GPU (kernels/cuda/scan.cu,
+** the same contract) and the rest of the block on the CPU.
 */
 #include <ctype.h>
 #include <math.h>
@@ -56,6 +58,9 @@
 #include "nn.h"
 #include "ssm.h"
 #include "util.h"
+#ifdef SL_CUDA
+#include "kernels/cuda/cuda.h"
+#endif
 
 typedef struct mamba_layer {
     int64_t dm, di, N, R, K;
@@ -177,6 +182,9 @@ static int mamba_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
         return sl_err_set(err, SL_EUNSUP, "mamba has the recurrent (selective scan) algorithm only");
     if (B == 0 || T == 0) return SL_OK;
     const int ref = f->algo == SL_ALGO_REFERENCE;
+    if (ref && f->device != SL_DEVICE_CPU)
+        return sl_err_set(err, SL_EUNSUP, "mamba on %s runs the recurrent algorithm only (auto, recurrent)",
+                          sl_device_name(f->device));
     const int64_t Tc = SL_MAX(1, SL_MIN(T, 2048 / SL_MAX(B, 1)));
     const int64_t rows = B * Tc;
     /* Chunk buffers: xin, xn, out [rows, dm]; proj [rows, 2 di]; xs, xc, delta, y [rows, di]; dbc [rows, W];
@@ -213,6 +221,25 @@ static int mamba_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
         }
         sl_sgemm(0, 1, M, di, R, 1.0f, dbc, W, s->dt_w, R, 1.0f, delta, di);
         for (int64_t i = 0; i < M * di; i++) delta[i] = sl_softplusf(delta[i]);
+#ifdef SL_CUDA
+        /* The selective scan on the GPU (the rest of the block stays on the
+        ** CPU): one call for the chunk, or one per sequence when every step's
+        ** states are wanted (their rows are T, not n, apart). */
+        if (f->device == SL_DEVICE_CUDA) {
+            const int64_t nbc = f->states ? 1 : B;
+            for (int64_t b = 0; b < B; b += nbc) {
+                const int64_t r0 = b * n;
+                sl_sscan_io io = {
+                    .nb = nbc, .T = n, .x = xc + r0 * di, .ldx = di, .dt = delta + r0 * di, .lddt = di,
+                    .Bm = dbc + r0 * W + R, .Cm = dbc + r0 * W + R + N, .ldbc = W, .z = proj + r0 * 2 * di + di,
+                    .ldz = 2 * di, .y = ys + r0 * di, .ldy = di, .h = carry + b * nc, .ldh = nc,
+                    .hs = f->states ? f->states + (b * T + t0) * nc : NULL, .ldhs = nc,
+                };
+                int rc = sl_cuda_selective_scan(&sc, &io, err);
+                if (rc) { free(buf); return rc; }
+            }
+        } else
+#endif
         for (int64_t b = 0; b < B; b++) {
             const int64_t r0 = b * n;
             sl_sscan_io io = {
@@ -426,7 +453,7 @@ static int mamba_layer_new(sl_model *m, const mamba_cfg *c, int64_t l, sl_layer 
     int64_t shh[2] = { di, N }, shc[2] = { K - 1, di };
     sl_layer_add_block(L, "h", 0, 2, shh);
     if (K > 1) sl_layer_add_block(L, "conv", di * N, 2, shc);
-    L->flags = SL_LAYER_SELECTIVE | SL_LAYER_LINEAR;
+    L->flags = SL_LAYER_SELECTIVE | SL_LAYER_LINEAR | SL_LAYER_CUDA;
     return SL_OK;
 }
 
