@@ -269,9 +269,7 @@ static void SFX(run)(const rf_ctx *cx, int nt, int tile_mode)
                         b += mr;
                     }
                 }
-                if (barrier) {
-#pragma omp barrier
-                }
+                if (barrier) rf_barrier_wait(cx->bar, n);
             }
         }
     }
