@@ -29,9 +29,16 @@
 ** Threads: one OpenMP parallel region around the whole time loop.
 **   tile mode (batch 1, or W_hh larger than ~1.5 MB): each thread
 **     owns a fixed range of tiles, projects their gate inputs and runs their
-**     units; a barrier ends every step. Its slice of W_hh stays in its own L2
-**     (H = 256 lstm: 512 KB per thread), and gx columns are only ever read by
-**     the thread that wrote them, so projection and steps need no other sync.
+**     units. Its slice of W_hh stays in its own L2 (H = 256 lstm: 512 KB per
+**     thread), and gx columns are only ever read by the thread that wrote
+**     them, so projection and steps need no other sync. The step itself is
+**     split along k: first the part of h this thread wrote itself (partial
+**     sums kept in a stash), then, once the other threads' step flags say
+**     their parts are written, the rest and the cell. So the hand-over of h
+**     between cores (measured ~1.4 us a step with a barrier in this VM)
+**     overlaps with the local half of the product instead of stalling it.
+**     h is double-buffered; a thread overwrites a buffer only after every
+**     other thread has published the step that finished reading it.
 **   row mode (batch >= 2 per thread and W_hh small): each thread owns a range
 **     of sequences and all tiles; no barrier.
 ** Tiles are walked in alternating directions on alternate steps, so the part
@@ -71,31 +78,33 @@ struct sl_rnn_packed {
     void  *mem;            /* the one allocation */
 };
 
-/* A spinning barrier for the per-step sync of tile mode: two threads meet
-** ~1000 times in a few milliseconds, where libgomp's barrier costs ~0.8 us a
-** step (measured). Sense by generation count; after a while spinning yields
-** the core, for machines with more runnable threads than cores. */
-typedef struct rf_barrier {
-    _Alignas(64) atomic_int count;
-    _Alignas(64) atomic_int gen;
-} rf_barrier;
+/* Step flags of tile mode: flag[j] = steps thread j has completed (its part of
+** h written). A thread waits for the others' flags only when it needs their
+** part of h, after doing its own part of the product; each flag has its own
+** cache line. Spinning yields the core after a while, for machines with more
+** runnable threads than cores. */
+typedef struct rf_flag {
+    _Alignas(64) atomic_long v;
+    char pad[64 - sizeof(atomic_long)];
+} rf_flag;
 
-static void rf_barrier_wait(rf_barrier *b, int n)
+static void rf_publish(rf_flag *f, long v) { atomic_store_explicit(&f->v, v, memory_order_release); }
+
+static void rf_wait_all(rf_flag *flags, int n, int self, long v)
 {
-    const int g = atomic_load_explicit(&b->gen, memory_order_relaxed);
-    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == n - 1) {
-        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
-        atomic_store_explicit(&b->gen, g + 1, memory_order_release);
-        return;
-    }
-    for (long spin = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == g; spin++) {
-        if (spin < 20000) __builtin_ia32_pause();
-        else sched_yield();
+    for (int j = 0; j < n; j++) {
+        if (j == self) continue;
+        for (long spin = 0; atomic_load_explicit(&flags[j].v, memory_order_acquire) < v; spin++) {
+            if (spin < 20000) __builtin_ia32_pause();
+            else sched_yield();
+        }
     }
 }
 
 typedef struct rf_ctx {
-    rf_barrier *bar;
+    rf_flag *flags;        /* [threads] (tile mode) */
+    float *stash;          /* [ntiles, B, NV * 16] partial sums (tile mode) */
+    int overlap;           /* tile mode: overlap the hand-over of h with the local product */
     const sl_rnn_packed *p;
     int64_t B, T, Tc, nc;
     const float *x;
@@ -312,7 +321,7 @@ void sl_rnn_packed_free(sl_rnn_packed *p)
 
 /* ------------------------------------------------------------ forward */
 static double tune_min_fma = 65536.0;   /* below: one thread */
-static int tune_mode;                   /* 0 auto, 1 tile, 2 row */
+static int tune_mode;                   /* 0 auto, 1 tile, 2 row, 3 tile without overlap */
 
 void sl_rnn_set_tuning(double min_step_fma, int mode)
 {
@@ -344,7 +353,7 @@ int sl_rnn_forward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x
     ** fits an L2 beside the rest; past that, tile mode halves the L3 traffic (measured,
     ** lstm H = 1024 B = 32: 130 vs 160 ms for 100 steps). */
     int tile_mode = !(whh_bytes <= 1.5e6 && B >= 2 * (int64_t)nt);
-    if (tune_mode) tile_mode = tune_mode == 1;
+    if (tune_mode) tile_mode = tune_mode != 2;
     if (nt > 1) {
         if (tile_mode && nt > p->ntiles) nt = (int)p->ntiles;
         if (!tile_mode && nt > B) nt = (int)B;
@@ -356,17 +365,19 @@ int sl_rnn_forward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x
     Tc = SL_MAX(1, SL_MIN(Tc, T));
     if (Tc > mrx && Tc < T) Tc = Tc / mrx * mrx;
 
-    rf_barrier bar = { 0 };
-    rf_ctx cx = { .bar = &bar, .p = p, .B = B, .T = T, .Tc = Tc, .nc = nc, .x = x, .y = y, .states = states };
+    rf_ctx cx = { .overlap = tune_mode != 3, .p = p, .B = B, .T = T, .Tc = Tc, .nc = nc, .x = x, .y = y, .states = states };
     const size_t n_gx = (size_t)(B * Tc * GHp), n_h = (size_t)(B * Hp);
+    cx.flags = alloc64((size_t)nt * sizeof(rf_flag));
+    cx.stash = alloc64(n_h * (size_t)p->G * sizeof(float));
     cx.gx = alloc64(n_gx * sizeof(float));
     float *hc = alloc64((3 * n_h) * sizeof(float));
-    if (!cx.gx || !hc) {
-        free(cx.gx); free(hc); sl_rnn_packed_free(own);
+    if (!cx.gx || !hc || !cx.flags || !cx.stash) {
+        free(cx.gx); free(hc); free(cx.flags); free(cx.stash); sl_rnn_packed_free(own);
         return sl_err_set(err, SL_ENOMEM, "out of memory for the recurrent workspace (%lld x %lld x %lld floats)",
                           (long long)B, (long long)Tc, (long long)GHp);
     }
     memset(hc, 0, 3 * n_h * sizeof(float));
+    for (int i = 0; i < nt; i++) atomic_init(&cx.flags[i].v, 0);
     cx.h[0] = hc;
     cx.h[1] = hc + n_h;
     cx.c = p->cell == SL_CELL_LSTM ? hc + 2 * n_h : NULL;
@@ -385,6 +396,8 @@ int sl_rnn_forward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x
         }
     free(cx.gx);
     free(hc);
+    free(cx.flags);
+    free(cx.stash);
     sl_rnn_packed_free(own);
     return SL_OK;
 }
