@@ -80,9 +80,8 @@ int sl_rnn_forward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x
                    float *states, sl_err *err);
 /* Tuning of sl_rnn_forward, for tests and the bench: steps with fewer than
 ** min_step_fma multiply-adds run on one thread (default 65536; negative:
-** default); mode 0 chooses, 1 forces splitting units over threads (threads
-** hand h over every step), 2 splitting sequences, 3 is 1 with the hand-over
-** as a plain barrier (for measuring what the overlap gains). */
+** default); mode 0 chooses, 1 forces splitting units over threads (they
+** meet every step), 2 splitting sequences. */
 void sl_rnn_set_tuning(double min_step_fma, int mode);
 /* The plain reference: one step at a time, loops only. Same contract. */
 int sl_rnn_forward_ref(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, float *y, float *carry,

@@ -29,16 +29,16 @@
 ** Threads: one OpenMP parallel region around the whole time loop.
 **   tile mode (batch 1, or W_hh larger than ~1.5 MB): each thread
 **     owns a fixed range of tiles, projects their gate inputs and runs their
-**     units. Its slice of W_hh stays in its own L2 (H = 256 lstm: 512 KB per
+**     units, and threads meet once a step through per-thread step flags.
+**     Its slice of W_hh stays in its own L2 (H = 256 lstm: 512 KB per
 **     thread), and gx columns are only ever read by the thread that wrote
-**     them, so projection and steps need no other sync. The step itself is
-**     split along k: first the part of h this thread wrote itself (partial
-**     sums kept in a stash), then, once the other threads' step flags say
-**     their parts are written, the rest and the cell. So the hand-over of h
-**     between cores (measured ~1.4 us a step with a barrier in this VM)
-**     overlaps with the local half of the product instead of stalling it.
-**     h is double-buffered; a thread overwrites a buffer only after every
-**     other thread has published the step that finished reading it.
+**     them, so projection and steps need no other sync. h is double-buffered:
+**     a thread overwrites a buffer only after every other thread has
+**     published the step that finished reading it. (Tried and dropped:
+**     splitting each step along k, own part of h first, to overlap the
+**     hand-over of h with the product. Measured in one process, alternating:
+**     lstm H = 256 B = 1 T = 1000, 4.6 ms split vs 3.9 ms plain, and slower
+**     at H = 1024 too, where it also defeats the alternating tile order.)
 **   row mode (batch >= 2 per thread and W_hh small): each thread owns a range
 **     of sequences and all tiles; no barrier.
 ** Tiles are walked in alternating directions on alternate steps, so the part
@@ -79,10 +79,12 @@ struct sl_rnn_packed {
 };
 
 /* Step flags of tile mode: flag[j] = steps thread j has completed (its part of
-** h written). A thread waits for the others' flags only when it needs their
-** part of h, after doing its own part of the product; each flag has its own
-** cache line. Spinning yields the core after a while, for machines with more
-** runnable threads than cores. */
+** h written, with release order). A thread starts step t when every other
+** flag is >= t. Each flag has its own cache line, so a step costs one line
+** transfer per other thread and no read-modify-write; measured on the 2-core
+** VM (lstm H = 256, B = 1, in = 1, us a step): libgomp's barrier 4.3, a
+** shared-counter spin barrier 2.9-3.2, these flags 2.85-2.9. Spinning yields the core after a while, for machines
+** with more runnable threads than cores. */
 typedef struct rf_flag {
     _Alignas(64) atomic_long v;
     char pad[64 - sizeof(atomic_long)];
@@ -103,8 +105,6 @@ static void rf_wait_all(rf_flag *flags, int n, int self, long v)
 
 typedef struct rf_ctx {
     rf_flag *flags;        /* [threads] (tile mode) */
-    float *stash;          /* [ntiles, B, NV * 16] partial sums (tile mode) */
-    int overlap;           /* tile mode: overlap the hand-over of h with the local product */
     const sl_rnn_packed *p;
     int64_t B, T, Tc, nc;
     const float *x;
@@ -321,7 +321,7 @@ void sl_rnn_packed_free(sl_rnn_packed *p)
 
 /* ------------------------------------------------------------ forward */
 static double tune_min_fma = 65536.0;   /* below: one thread */
-static int tune_mode;                   /* 0 auto, 1 tile, 2 row, 3 tile without overlap */
+static int tune_mode;                   /* 0 auto, 1 tile, 2 row */
 
 void sl_rnn_set_tuning(double min_step_fma, int mode)
 {
@@ -353,7 +353,7 @@ int sl_rnn_forward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x
     ** fits an L2 beside the rest; past that, tile mode halves the L3 traffic (measured,
     ** lstm H = 1024 B = 32: 130 vs 160 ms for 100 steps). */
     int tile_mode = !(whh_bytes <= 1.5e6 && B >= 2 * (int64_t)nt);
-    if (tune_mode) tile_mode = tune_mode != 2;
+    if (tune_mode) tile_mode = tune_mode == 1;
     if (nt > 1) {
         if (tile_mode && nt > p->ntiles) nt = (int)p->ntiles;
         if (!tile_mode && nt > B) nt = (int)B;
@@ -365,14 +365,13 @@ int sl_rnn_forward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x
     Tc = SL_MAX(1, SL_MIN(Tc, T));
     if (Tc > mrx && Tc < T) Tc = Tc / mrx * mrx;
 
-    rf_ctx cx = { .overlap = tune_mode != 3, .p = p, .B = B, .T = T, .Tc = Tc, .nc = nc, .x = x, .y = y, .states = states };
+    rf_ctx cx = { .p = p, .B = B, .T = T, .Tc = Tc, .nc = nc, .x = x, .y = y, .states = states };
     const size_t n_gx = (size_t)(B * Tc * GHp), n_h = (size_t)(B * Hp);
     cx.flags = alloc64((size_t)nt * sizeof(rf_flag));
-    cx.stash = alloc64(n_h * (size_t)p->G * sizeof(float));
     cx.gx = alloc64(n_gx * sizeof(float));
     float *hc = alloc64((3 * n_h) * sizeof(float));
-    if (!cx.gx || !hc || !cx.flags || !cx.stash) {
-        free(cx.gx); free(hc); free(cx.flags); free(cx.stash); sl_rnn_packed_free(own);
+    if (!cx.gx || !hc || !cx.flags) {
+        free(cx.gx); free(hc); free(cx.flags); sl_rnn_packed_free(own);
         return sl_err_set(err, SL_ENOMEM, "out of memory for the recurrent workspace (%lld x %lld x %lld floats)",
                           (long long)B, (long long)Tc, (long long)GHp);
     }
@@ -397,7 +396,6 @@ int sl_rnn_forward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x
     free(cx.gx);
     free(hc);
     free(cx.flags);
-    free(cx.stash);
     sl_rnn_packed_free(own);
     return SL_OK;
 }

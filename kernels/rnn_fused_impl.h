@@ -13,8 +13,9 @@
 **               the registers (the recurrent step, mode 1), writing h, c, y and
 **               states once;
 **   run         the driver: one OpenMP parallel region around the whole time
-**               loop; each thread owns a range of tiles (tile mode, a barrier
-**               per step) or a range of sequences (row mode, no barrier);
+**               loop; each thread owns a range of tiles (tile mode, threads
+**               meet once a step through step flags) or a range of sequences
+**               (row mode, no synchronisation);
 **   varr        the vector math on arrays, for the tests.
 */
 
@@ -42,17 +43,14 @@ static inline void SFX(st_part)(float *p, VF v, int64_t n)
 
 #include "vecmath.h"
 
-/* One block: rows [b0, b0 + MR) x one tile, k over [k0, k1). mode 0:
-** out[m, :] = A[m, :] W + bias. mode 1: the sums start from accin (row
-** stride NV * 16; NULL: zero); with accout they are stored there and that is
-** all, else the gate cell of step t (chunk row s) runs for sequences b0..,
-** from hp (previous h, [B, Hp]) into hn, with c, y and states updated. */
+/* One block: rows [b0, b0 + MR) x one tile. mode 0: out[m, :] = A[m, :] W + bias.
+** mode 1: the gate cell of step t (chunk row s) for sequences b0.., from
+** hp (previous h, [B, Hp]) into hn, with c, y and states updated. */
 static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, const int NV, const int mode,
                                                                   const rf_ctx *cx, int64_t K, const float *A,
                                                                   int64_t lda, const float *W, float *out, int64_t ldo,
                                                                   const float *bias, int64_t b0, int64_t tile,
-                                                                  int64_t t, int64_t s, const float *hp, float *hn,
-                                                                  int64_t k0, const float *accin, float *accout)
+                                                                  int64_t t, int64_t s, const float *hp, float *hn)
 {
     enum { NVE_MAX = 4 * RF_E, MR_MAX = 8 };
     const int NVE = NV * RF_E;
@@ -61,11 +59,8 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
 #pragma GCC unroll 8
     for (int m = 0; m < MR; m++)
 #pragma GCC unroll 16
-        for (int v = 0; v < NVE; v++) {
-            acc[m][v] = accin ? SFX(ldu)(accin + m * ldw + v * VW) : VM_SPLAT(0.0f);
-            acc2[m][v] = VM_SPLAT(0.0f);
-        }
-    int64_t k = k0;
+        for (int v = 0; v < NVE; v++) acc[m][v] = acc2[m][v] = VM_SPLAT(0.0f);
+    int64_t k = 0;
     if (MR <= 2) {
         /* Few rows: two accumulator sets over even/odd k keep enough FMAs in flight. */
         for (; k + 1 < K; k += 2) {
@@ -103,13 +98,6 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
 #pragma GCC unroll 16
             for (int v = 0; v < NVE; v++) acc[m][v] += acc2[m][v];
 
-    if (accout) {
-#pragma GCC unroll 8
-        for (int m = 0; m < MR; m++)
-#pragma GCC unroll 16
-            for (int v = 0; v < NVE; v++) SFX(stu)(accout + m * ldw + v * VW, acc[m][v]);
-        return;
-    }
     if (mode == 0) {
 #pragma GCC unroll 8
         for (int m = 0; m < MR; m++)
@@ -181,18 +169,17 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
 typedef void (*SFX(proj_fn))(const rf_ctx *, int64_t, const float *, int64_t, const float *, float *, int64_t,
                              const float *);
 typedef void (*SFX(step_fn))(const rf_ctx *, const float *, int64_t, const float *, int64_t, int64_t, int64_t,
-                             int64_t, const float *, float *, int64_t, int64_t, const float *, float *);
+                             int64_t, const float *, float *);
 #define RF_DEF(NV, MR)                                                                                        \
     static void SFX(proj_##NV##_##MR)(const rf_ctx *cx, int64_t K, const float *A, int64_t lda, const float *W, \
                                       float *out, int64_t ldo, const float *bias)                              \
     {                                                                                                         \
-        SFX(tile_block)(MR, NV, 0, cx, K, A, lda, W, out, ldo, bias, 0, 0, 0, 0, NULL, NULL, 0, NULL, NULL);  \
+        SFX(tile_block)(MR, NV, 0, cx, K, A, lda, W, out, ldo, bias, 0, 0, 0, 0, NULL, NULL);                 \
     }                                                                                                         \
     static void SFX(step_##NV##_##MR)(const rf_ctx *cx, const float *A, int64_t lda, const float *W, int64_t b0, \
-                                      int64_t tile, int64_t t, int64_t s, const float *hp, float *hn,          \
-                                      int64_t k0, int64_t k1, const float *accin, float *accout)               \
+                                      int64_t tile, int64_t t, int64_t s, const float *hp, float *hn)          \
     {                                                                                                         \
-        SFX(tile_block)(MR, NV, 1, cx, k1, A, lda, W, NULL, 0, NULL, b0, tile, t, s, hp, hn, k0, accin, accout); \
+        SFX(tile_block)(MR, NV, 1, cx, cx->p->H, A, lda, W, NULL, 0, NULL, b0, tile, t, s, hp, hn);           \
     }
 
 RF_DEF(4, 1)
@@ -242,7 +229,7 @@ static const SFX(step_fn) SFX(step3)[] = {
 /* Rows per block for tiles of nv groups on this ISA. */
 static int SFX(mr_max)(int64_t nv) { return nv == 4 ? RF_MR4 : RF_MR3; }
 
-/* The whole forward pass. nt threads; tile_mode: split tiles (barrier per
+/* The whole forward pass. nt threads; tile_mode: split tiles (flags each
 ** step) instead of sequences. The context's buffers are allocated. */
 static void SFX(run)(const rf_ctx *cx, int nt, int tile_mode)
 {
@@ -257,9 +244,7 @@ static void SFX(run)(const rf_ctx *cx, int nt, int tile_mode)
         int64_t ta = 0, tb = p->ntiles, ba = 0, bb = B;
         if (tile_mode) { ta = p->ntiles * th / n; tb = p->ntiles * (th + 1) / n; }
         else { ba = B * th / n; bb = B * (th + 1) / n; }
-        /* Split steps (tile mode, several threads): this thread's units of h. */
-        const int split = tile_mode && n > 1;
-        const int64_t ua = SL_MIN(H, ta * p->UT), ub = SL_MIN(H, tb * p->UT);
+        const int sync = tile_mode && n > 1;   /* steps synchronised through the flags */
         const int64_t nrow = bb - ba;
         const int64_t nblk = (nrow + MRX - 1) / MRX;
         for (int64_t t0 = 0; t0 < T; t0 += Tc) {
@@ -292,49 +277,25 @@ static void SFX(run)(const rf_ctx *cx, int nt, int tile_mode)
                         }
                 }
             }
-            /* The steps. Tiles alternate direction so the weights touched last are reused first. */
+            /* The steps. Tiles alternate direction so the weights touched last are reused
+            ** first. In tile mode a thread starts step t once every other thread has
+            ** published step t - 1 (its part of h_t written; and so also done reading
+            ** the buffer this step overwrites). */
             for (int64_t s = 0; s < tc; s++) {
                 const int64_t t = t0 + s;
                 const float *hp = cx->h[t & 1];
                 float *hn = cx->h[(t & 1) ^ 1];
-                if (!split) {
-                    for (int64_t i = 0; i < tb - ta; i++) {
-                        const int64_t tile = (t & 1) ? tb - 1 - i : ta + i;
-                        const float *W = p->whh + tile * H * NV * 16;
-                        for (int64_t j = 0, b = ba; j < nblk; j++) {
-                            const int64_t mr = nrow / nblk + (j < nrow % nblk);
-                            step[mr](cx, hp + b * p->Hp, p->Hp, W, b, tile, t, s, hp, hn, 0, H, NULL, NULL);
-                            b += mr;
-                        }
-                    }
-                    continue;
-                }
-                /* Split along k: own units [ua, ub) of h first, into the stash ... */
-                if (!cx->overlap) rf_wait_all(cx->flags, n, th, t);   /* (measurement: a plain barrier) */
+                if (sync) rf_wait_all(cx->flags, n, th, t);
                 for (int64_t i = 0; i < tb - ta; i++) {
                     const int64_t tile = (t & 1) ? tb - 1 - i : ta + i;
                     const float *W = p->whh + tile * H * NV * 16;
                     for (int64_t j = 0, b = ba; j < nblk; j++) {
                         const int64_t mr = nrow / nblk + (j < nrow % nblk);
-                        float *st = cx->stash + (tile * B + b) * NV * 16;
-                        step[mr](cx, hp + b * p->Hp, p->Hp, W, b, tile, t, s, hp, hn, ua, ub, NULL, st);
+                        step[mr](cx, hp + b * p->Hp, p->Hp, W, b, tile, t, s, hp, hn);
                         b += mr;
                     }
                 }
-                /* ... then the other threads' units once they are written, and the cell. */
-                rf_wait_all(cx->flags, n, th, t);
-                for (int64_t i = 0; i < tb - ta; i++) {
-                    const int64_t tile = (t & 1) ? tb - 1 - i : ta + i;
-                    const float *W = p->whh + tile * H * NV * 16;
-                    for (int64_t j = 0, b = ba; j < nblk; j++) {
-                        const int64_t mr = nrow / nblk + (j < nrow % nblk);
-                        float *st = cx->stash + (tile * B + b) * NV * 16;
-                        if (ua > 0) step[mr](cx, hp + b * p->Hp, p->Hp, W, b, tile, t, s, hp, hn, 0, ua, st, st);
-                        step[mr](cx, hp + b * p->Hp, p->Hp, W, b, tile, t, s, hp, hn, ub, H, st, NULL);
-                        b += mr;
-                    }
-                }
-                rf_publish(&cx->flags[th], t + 1);
+                if (sync) rf_publish(&cx->flags[th], t + 1);
             }
         }
     }
