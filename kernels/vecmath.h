@@ -39,7 +39,7 @@ static inline VF SFX(vm_min)(VF a, VF b) { return SFX(vm_select)(a < b, a, b); }
 static inline VF SFX(vm_max)(VF a, VF b) { return SFX(vm_select)(a > b, a, b); }
 static inline VF SFX(vm_abs)(VF a) { return (VF)((VI)a & ((VI){ 0 } + 0x7fffffff)); }
 
-static inline VF SFX(vexp)(VF x)
+static inline __attribute__((always_inline)) VF SFX(vexp)(VF x)
 {
     x = SFX(vm_min)(SFX(vm_max)(x, VM_SPLAT(-87.33654f)), VM_SPLAT(88.0f));
     /* n = round(x log2 e): adding 1.5 * 2^23 rounds to an integer in the low bits. */
@@ -58,7 +58,7 @@ static inline VF SFX(vexp)(VF x)
     return p * (VF)e;
 }
 
-static inline VF SFX(vtanh)(VF x)
+static inline __attribute__((always_inline)) VF SFX(vtanh)(VF x)
 {
     VF a = SFX(vm_abs)(x);
     /* small: x + x^3 P(x^2) */
@@ -76,7 +76,7 @@ static inline VF SFX(vtanh)(VF x)
     return SFX(vm_select)(x != x, x, SFX(vm_select)(a < VM_SPLAT(0.625f), small, big));
 }
 
-static inline VF SFX(vsig)(VF x)
+static inline __attribute__((always_inline)) VF SFX(vsig)(VF x)
 {
     VF s = VM_SPLAT(1.0f) / (VM_SPLAT(1.0f) + SFX(vexp)(-x));
     return SFX(vm_select)(x != x, x, s);
