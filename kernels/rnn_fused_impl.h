@@ -21,7 +21,8 @@
 
 #define RF_E (16 / VW)   /* vectors per 16-float group */
 #ifndef RF_PF
-#define RF_PF 4          /* GEMV: prefetch W this many k ahead (measured: 8% faster steps, H = 256, 2 threads) */
+#define RF_PF 16         /* GEMV: prefetch W this many k ahead (4 KB). lstm H = 256, 2 threads, 5000 steps:
+                            no prefetch 15.8 ms, 4 ahead 14.3, 8..32 ahead 13.4 */
 #endif
 
 typedef float SFX(vfu) __attribute__((vector_size(VW * 4), aligned(4)));   /* unaligned access */
