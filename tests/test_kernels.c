@@ -224,12 +224,35 @@ static void test_forward_long(void **state)
     sl_set_threads(saved);
 }
 
+/* Called from inside a parallel region (analyses running forwards side by
+** side), sl_rnn_forward runs single-threaded and stays correct. (run_case's
+** own asserts would abort rather than report from a worker thread; the
+** verdict is asserted after the region.) */
+static void test_forward_nested(void **state)
+{
+    (void)state;
+    const int saved = sl_get_threads();
+    sl_set_threads(2);
+    double worst[2] = { 0, 0 };
+#pragma omp parallel num_threads(2)
+    {
+        const int t = omp_get_thread_num();
+        rcase c = { .cell = t ? SL_CELL_GRU : SL_CELL_LSTM, .in = 20, .H = 130, .B = 1 + 4 * t, .T = 25,
+                    .bias = 1, .with_carry = 1, .with_states = 1, .scale = 1.0 };
+        worst[t] = run_case(&c, 1);
+    }
+    fprintf(stderr, "nested: worst %.3f %.3f\n", worst[0], worst[1]);
+    assert_true(worst[0] <= 1.0 && worst[1] <= 1.0);
+    sl_set_threads(saved);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vecmath_vs_libm),
         cmocka_unit_test(test_forward_vs_reference),
         cmocka_unit_test(test_forward_long),
+        cmocka_unit_test(test_forward_nested),
     };
     return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }
