@@ -52,10 +52,13 @@
 ** Where the time goes (2-core AVX-512 VM, ~4.2 GHz: FMA peak 534 GFLOP/s for
 ** two cores, measured by bench/seqlab_bench fmapeak):
 **   - the projection runs at 470-505 GFLOP/s (88-95% of peak);
-**   - batch 1, W_hh in L2 (H = 256 lstm, 512 KB a core): 2.85 us a step, i.e.
-**     ~45 bytes a cycle a core from L2 (64 is the L2-to-L1 limit);
+**   - batch 1, W_hh in L2 (H = 256 lstm, 512 KB a core): 2.7-2.9 us a step,
+**     ~190 GB/s a core including the cell and the hand-over of h; a plain
+**     read of 512 KB from L2 (8 zmm loads a line, no arithmetic) reaches
+**     250 GB/s a core (~60 bytes a cycle) on this machine;
 **   - batch 1, W_hh in L3 (H = 1024 lstm, 16 MB a step): ~66 us a step,
-**     ~240 GB/s, ~29 bytes a cycle a core (the L3-to-L2 limit is 32);
+**     ~240 GB/s for two cores, where a plain read of 8 MB a core streams at
+**     ~90 GB/s a core: the alternating tile order gets the rest from L2;
 **   - batch 32: 75-90% of the FMA peak, the rest mostly the cell's
 **     transcendentals (5 per lstm unit) and partial register blocks.
 **
