@@ -278,8 +278,7 @@ static void SFX(run)(const rf_ctx *cx, int nt, int tile_mode)
                         }
                 }
             }
-            /* The steps. Tiles alternate direction so the weights touched last are reused
-            ** first. In tile mode a thread starts step t once every other thread has
+            /* The steps (tiles in alternating directions when cx->zigzag). In tile mode a thread starts step t once every other thread has
             ** published step t - 1 (its part of h_t written; and so also done reading
             ** the buffer this step overwrites). */
             for (int64_t s = 0; s < tc; s++) {
@@ -288,7 +287,7 @@ static void SFX(run)(const rf_ctx *cx, int nt, int tile_mode)
                 float *hn = cx->h[(t & 1) ^ 1];
                 if (sync) rf_wait_all(cx->flags, n, th, t);
                 for (int64_t i = 0; i < tb - ta; i++) {
-                    const int64_t tile = (t & 1) ? tb - 1 - i : ta + i;
+                    const int64_t tile = (cx->zigzag && (t & 1)) ? tb - 1 - i : ta + i;
                     const float *W = p->whh + tile * H * NV * 16;
                     for (int64_t j = 0, b = ba; j < nblk; j++) {
                         const int64_t mr = nrow / nblk + (j < nrow % nblk);
