@@ -278,9 +278,10 @@ static void SFX(run)(const rf_ctx *cx, int nt, int tile_mode)
                         }
                 }
             }
-            /* The steps (tiles in alternating directions when cx->zigzag). In tile mode a thread starts step t once every other thread has
-            ** published step t - 1 (its part of h_t written; and so also done reading
-            ** the buffer this step overwrites). */
+            /* The steps (tiles in alternating directions when cx->zigzag). In tile
+            ** mode a thread starts step t once every other thread has published
+            ** step t - 1 (its part of h_t written; and so also done reading the
+            ** buffer this step overwrites). */
             for (int64_t s = 0; s < tc; s++) {
                 const int64_t t = t0 + s;
                 const float *hp = cx->h[t & 1];
