@@ -158,7 +158,12 @@ int sl_torch_rnn_parse(sl_model *m, int gate_mult, int leaky, sl_torch_rnn *s, s
 }
 
 /* ------------------------------------------------------------ layers */
-void sl_torch_rnn_free(sl_layer *L) { free(L->impl); }
+void sl_torch_rnn_free(sl_layer *L)
+{
+    sl_rnn_weights *w = L->impl;
+    if (w) sl_rnn_packed_free((sl_rnn_packed *)w->packed);
+    free(w);
+}
 
 int sl_torch_rnn_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
 {
@@ -225,8 +230,8 @@ int sl_torch_rnn_params_changed(sl_layer *L, sl_err *err)
             alpha[j] = 1.0f / tau[j];
         }
     }
-    /* Weights are read in place by the forward kernel; a kernel that caches a
-    ** packed copy of them must rebuild it here. */
+    /* The fused forward reads a packed copy of the weights (and of alpha). */
+    if (w->packed) sl_rnn_repack(w, (sl_rnn_packed *)w->packed);
     return SL_OK;
 }
 
@@ -256,6 +261,11 @@ int sl_torch_rnn_build_layers(sl_model *m, const sl_torch_rnn *s, sl_cell_kind c
             w->alpha = alpha;
             w->tau = s->tau[l]->data;
         }
+        /* Packed once here for the fused forward kernels (kernels/rnn_fused.c). */
+        sl_rnn_packed *pk;
+        int rc = sl_rnn_pack(w, &pk, err);
+        if (rc) { free(L); free(w); return rc; }
+        w->packed = pk;
         L->ops = ops;
         L->impl = w;
         m->layers[m->n_layers++] = L;
