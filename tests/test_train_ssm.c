@@ -388,11 +388,176 @@ static void test_params_changed(void **state)
     }
 }
 
+/* ------------------------------------------------------------ torch.autograd */
+/* Loss and every gradient against torch.autograd (float64) on the committed
+** fixtures: the double path to 1e-10, the float path to 1e-5 (relative L2). */
+static void test_grad_vs_autograd(void **state)
+{
+    (void)state;
+    static const char *const names[] = { "mamba_train", "mamba_neg_train", "lru_train", "s4d_train" };
+    for (size_t f = 0; f < SL_ARRAY_LEN(names); f++) {
+        char mp[256], rp[256];
+        snprintf(mp, sizeof mp, "tests/fixtures/train/%s.model.safetensors", names[f]);
+        snprintf(rp, sizeof rp, "tests/fixtures/train/%s.ref.safetensors", names[f]);
+        sl_model *m = NULL;
+        sl_err err = { 0 };
+        if (sl_model_open(mp, &m, &err)) fprintf(stderr, "%s\n", err.msg);
+        assert_non_null(m);
+        sl_readout ro;
+        assert_int_equal(sl_readout_from_model(&ro, m, &err), SL_OK);
+        assert_non_null(ro.we);
+        double *dims = sl_test_load_f64(rp, "dims", NULL);
+        const int64_t B = (int64_t)dims[0], T = (int64_t)dims[1], F = (int64_t)dims[2];
+        assert_int_equal(ro.n_feat, F);
+        assert_int_equal(ro.K, (int64_t)dims[3]);
+        int64_t nu;
+        float *u = sl_test_load_f32(rp, "u", &nu), *tg = sl_test_load_f32(rp, "target", NULL),
+              *mk = sl_test_load_f32(rp, "mask", NULL);
+        assert_int_equal(nu, B * T * F);
+        double *lref = sl_test_load_f64(rp, "loss", NULL);
+        sl_grads g;
+        assert_int_equal(sl_grads_init(&g, m->tensors, 1, 1, &err), SL_OK);
+        double L;
+        sl_metrics mt;
+        assert_int_equal(sl_loss_grad_f64(m, &ro, B, T, u, tg, mk, &g, &L, &err), SL_OK);
+        assert_int_equal(sl_loss_grad_f32(m, &ro, B, T, u, tg, mk, &g, &mt, &err), SL_OK);
+        assert_close(L, lref[0], 1e-12, 1e-14);
+        assert_close(mt.loss, lref[0], 1e-5, 1e-7);
+        double w64 = 0, w32 = 0;
+        for (size_t i = 0; i < m->tensors->n; i++) {
+            const sl_tensor *t = &m->tensors->t[i];
+            char gn[300];
+            snprintf(gn, sizeof gn, "grad.%s", t->name);
+            int64_t ng;
+            double *gref = sl_test_load_f64(rp, gn, &ng);
+            assert_int_equal(ng, t->numel);
+            double n64 = 0, n32 = 0, den = 0;
+            for (int64_t k = 0; k < ng; k++) {
+                n64 += (g.f64[i][k] - gref[k]) * (g.f64[i][k] - gref[k]);
+                n32 += (g.f32[i][k] - gref[k]) * (g.f32[i][k] - gref[k]);
+                den += gref[k] * gref[k];
+                assert_close(g.f64[i][k], gref[k], 1e-9, 1e-13);
+            }
+            den = fmax(sqrt(den), 1e-12);
+            w64 = fmax(w64, sqrt(n64) / den);
+            w32 = fmax(w32, sqrt(n32) / den);
+            free(gref);
+        }
+        fprintf(stderr, "%-16s vs torch.autograd: loss %.10f; worst tensor relative L2 error: double %.2e, float %.2e\n",
+                names[f], L, w64, w32);
+        assert_true(w64 < 1e-10);
+        assert_true(w32 < 1e-5);
+        sl_grads_free(&g);
+        free(u); free(tg); free(mk); free(lref); free(dims);
+        sl_model_free(m);
+    }
+}
+
+/* ------------------------------------------------------------ trainer */
+static sl_task *task_of(const char *name, const char *opts_json)
+{
+    sl_err err = { 0 };
+    json_t *o = opts_json ? json_loads(opts_json, 0, NULL) : NULL;
+    sl_task *t = NULL;
+    if (sl_task_new(name, o, &t, &err)) fprintf(stderr, "%s\n", err.msg);
+    json_decref(o);
+    assert_non_null(t);
+    return t;
+}
+
+/* The trainer gives families sized by d_model its input projection (and
+** families that take input_size none); a few steps lower the loss. */
+static void test_trainer_input_projection(void **state)
+{
+    (void)state;
+    static const struct { const char *family, *cfg; } fams[] = {
+        { "lru", "{\"d_model\": 8, \"d_state\": 8}" },
+        { "s4d", "{\"d_model\": 8, \"d_state\": 8}" },
+        { "mamba", "{\"d_model\": 8, \"d_state\": 4, \"eig_range\": \"[-1,1]\"}" },
+        { "gru", "{\"hidden_size\": 8}" },
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(fams); i++) {
+        sl_err err = { 0 };
+        sl_task *task = task_of("parity", "{\"length\": 12}");
+        json_t *fcfg = json_loads(fams[i].cfg, 0, NULL);
+        json_t *rcfg = json_pack("{s:I, s:I, s:f, s:I, s:I}", "steps", (json_int_t)60, "batch", (json_int_t)16, "lr", 1e-2,
+                                 "seed", (json_int_t)5, "eval_every", (json_int_t)0);
+        sl_train_opts o;
+        assert_int_equal(sl_train_opts_from_json(rcfg, &o, &err), SL_OK);
+        sl_trainer *tr = NULL;
+        if (sl_trainer_new(sl_family_find(fams[i].family), fcfg, task, NULL, &o, NULL, &tr, &err))
+            fprintf(stderr, "%s\n", err.msg);
+        assert_non_null(tr);
+        const int proj = strcmp(fams[i].family, "gru") != 0;
+        const sl_tensor *ew = sl_tensors_find(tr->m->tensors, "encoder.weight");
+        assert_int_equal(ew != NULL, proj);
+        assert_int_equal(tr->ro.we != NULL, proj);
+        assert_int_equal(tr->ro.n_feat, 1);
+        if (proj) {
+            assert_int_equal(ew->shape[0], 8);
+            assert_int_equal(ew->shape[1], 1);
+            assert_int_equal(tr->m->role[ew - tr->m->tensors->t], SL_ROLE_EMBED);
+            assert_null(json_object_get(tr->m->config, "input_size"));
+        }
+        double first = 0, last = 0;
+        sl_train_step_info info;
+        for (int64_t s = 0; s < o.steps; s++) {
+            assert_int_equal(sl_trainer_step(tr, &info, &err), SL_OK);
+            if (s < 10) first += info.loss / 10;
+            if (s >= o.steps - 10) last += info.loss / 10;
+        }
+        fprintf(stderr, "%-6s parity T=12: loss %.4f over the first 10 steps, %.4f over the last 10\n", fams[i].family,
+                first, last);
+        assert_true(last < first);
+        sl_trainer_free(tr);
+        sl_task_free(task);
+        json_decref(fcfg);
+        json_decref(rcfg);
+    }
+}
+
+/* seqlab train and eval with a projected family: the model file carries
+** encoder.*, reopens, and evaluates on its task. */
+static void test_train_eval_commands(void **state)
+{
+    (void)state;
+    char *model = sl_test_path("mamba.bin"), *db = sl_test_path("ssm.db");
+    char args[1024], *out = NULL, *errs = NULL;
+    snprintf(args, sizeof args,
+             "train --family mamba --d-model 8 --d-state 4 --eig-range '[-1,1]' --task parity --length 10 --steps 20 "
+             "--batch 8 --eval-every 10 --seed 2 -o %s --db %s --no-plot -t 1", model, db);
+    int rc = sl_test_cli(args, &out, &errs);
+    if (rc) fprintf(stderr, "%s\n%s\n", out, errs);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "mamba, 1 layer, d_model 8"));
+    free(out); free(errs);
+    sl_model *m = NULL;
+    sl_err err = { 0 };
+    assert_int_equal(sl_model_open(model, &m, &err), SL_OK);
+    sl_readout ro;
+    assert_int_equal(sl_readout_from_model(&ro, m, &err), SL_OK);
+    assert_non_null(ro.we);
+    assert_int_equal(ro.n_feat, 1);
+    assert_int_equal(m->n_in, 8);
+    sl_model_free(m);
+    snprintf(args, sizeof args, "eval %s --lengths 10,40 --batch 16 --format csv --no-plot --db %s -t 1", model, db);
+    rc = sl_test_cli(args, &out, &errs);
+    if (rc) fprintf(stderr, "%s\n%s\n", out, errs);
+    assert_int_equal(rc, 0);
+    assert_true(strncmp(out, "length,accuracy,accuracy_last,loss,targets\n10,", 46) == 0);
+    assert_non_null(strstr(out, "\n40,"));
+    free(out); free(errs);
+    free(model); free(db);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_grad_finite_differences),
     cmocka_unit_test(test_grad_float_vs_double),
     cmocka_unit_test(test_layer_input_and_carry),
     cmocka_unit_test(test_params_changed),
+    cmocka_unit_test(test_grad_vs_autograd),
+    cmocka_unit_test(test_trainer_input_projection),
+    cmocka_unit_test(test_train_eval_commands),
 };
 
 int main(void)
