@@ -129,6 +129,8 @@ static int bench_scan(const char *form, int64_t B, int64_t H, int64_t T, int64_t
            (long long)T, (long long)D, threads, algo, (long long)C, best, (double)o[n * T * D - 1]);
     free(q); free(k); free(v); free(g); free(b); free(o); free(S); free(work);
     return 0;
+}
+
 static int bench_train(const char *family, int64_t H, int64_t T, int64_t B, int64_t steps, int threads, int repeat)
 {
     sl_set_threads(threads);

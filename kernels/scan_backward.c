@@ -4,6 +4,14 @@
 ** path and the reference the finite-difference tests check are the same
 ** algorithm.
 */
+/* The float loops must vectorise: with the default -ftrapping-math GCC will not
+** if-convert sl_expf_vec's clamps. Nothing here reads floating-point exception
+** flags. Set before the includes so the inline sl_expf_vec of scan.h is
+** compiled with the same options (as in scan.c). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include "scan_backward.h"
 
 #include <math.h>
@@ -13,10 +21,12 @@
 #include "util.h"
 
 #define SL_SCAN_PAR_MIN 65536.0
+/* Workspace elements per sequence of the selective scan's backward (see the impl). */
+#define SB_SSCAN_WS_PER(C, N) (3 * (C) * (N) + 2 * (C) + 2 * (N))
 
 size_t sl_selective_scan_backward_ws(int64_t C, int64_t N, int64_t nb)
 {
-    return (size_t)(nb * (2 * C * N + C) + 1);
+    return (size_t)(nb * SB_SSCAN_WS_PER(C, N) + 1);
 }
 
 #define REAL float

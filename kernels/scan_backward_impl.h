@@ -126,61 +126,76 @@ void SB(sl_cdiag_recur_backward)(int64_t n, const REAL *lam, int64_t nb, int64_t
 /* ------------------------------------------------------------ Mamba */
 void SB(sl_selective_scan_backward)(const SB_SSCAN *s, REAL *work)
 {
-    const int64_t C = s->C, N = s->N, nb = s->nb, T = s->T, CN = C * N;
+    const int64_t C = s->C, N = s->N, nb = s->nb, T = s->T, CN = C * N, per = SB_SSCAN_WS_PER(C, N);
     const REAL two = s->neg ? (REAL)2 : (REAL)1, negf = s->neg ? (REAL)1 : (REAL)0;
     const double wk = (double)nb * (double)T * (double)CN * 16.0;
-    /* work: per sequence gh [C N] (dL/dh carried back), dA partial [C N], dD partial [C]. */
+    /* work per sequence: gh [C N] (dL/dh carried back), dA partial [C N], zeros [C N] (h_{-1} without a
+    ** start state), dD partial [C], ds [C] (dL/d(pre-gate output) of the step), vx, vd [N] (terms of
+    ** the sums over n). */
 #pragma omp parallel for schedule(dynamic, 1) if (wk > SL_SCAN_PAR_MIN && nb > 1)
     for (int64_t b = 0; b < nb; b++) {
-        REAL *gh = work + b * (2 * CN + C), *pA = gh + CN, *pD = pA + CN;
-        memset(gh, 0, (size_t)(2 * CN + C) * sizeof *gh);
+        REAL *gh = work + b * per, *pA = gh + CN, *zero = pA + CN, *pD = zero + CN, *dsv = pD + C;
+        REAL *restrict vx = dsv + C, *restrict vd = vx + N;
+        memset(gh, 0, (size_t)per * sizeof *gh);
         for (int64_t t = T - 1; t >= 0; t--) {
             const int64_t r = b * T + t;
-            const REAL *Bt = s->Bm + r * s->ldbc, *Ct = s->Cm + r * s->ldbc, *xr = s->x + r * s->ldx,
-                       *dr = s->dt + r * s->lddt, *dyr = s->dy + r * s->lddy, *hr = s->hs + r * s->ldhs;
-            const REAL *hp = t ? s->hs + (r - 1) * s->ldhs : (s->h0 ? s->h0 + b * s->ldh0 : NULL);
-            REAL *dBr = s->dB + r * s->lddbc, *dCr = s->dC + r * s->lddbc;
+            const REAL *restrict Bt = s->Bm + r * s->ldbc, *restrict Ct = s->Cm + r * s->ldbc,
+                       *restrict xr = s->x + r * s->ldx, *restrict dr = s->dt + r * s->lddt,
+                       *restrict dyr = s->dy + r * s->lddy, *restrict hr = s->hs + r * s->ldhs;
+            const REAL *restrict hp = t ? s->hs + (r - 1) * s->ldhs : (s->h0 ? s->h0 + b * s->ldh0 : zero);
+            REAL *restrict dBr = s->dB + r * s->lddbc, *restrict dCr = s->dC + r * s->lddbc;
+            /* The gate: y = pre silu(z), pre = C_t.h_t + D x recomputed from the state. */
+            if (s->z) {
+                const REAL *restrict zr = s->z + r * s->ldz;
+                REAL *restrict dzr = s->dz + r * s->lddz;
+                for (int64_t c = 0; c < C; c++) {
+                    const REAL *restrict hc = hr + c * N;
+                    REAL pre = s->D ? s->D[c] * xr[c] : (REAL)0;
+                    for (int64_t n = 0; n < N; n++) pre += Ct[n] * hc[n];
+                    dsv[c] = pre;
+                }
+#pragma omp simd
+                for (int64_t c = 0; c < C; c++) {
+                    const REAL zc = zr[c], sg = (REAL)1 / ((REAL)1 + SB_EXP(-zc));
+                    dzr[c] = dyr[c] * dsv[c] * sg * ((REAL)1 + zc * ((REAL)1 - sg));
+                    dsv[c] = dyr[c] * zc * sg;
+                }
+            } else {
+                for (int64_t c = 0; c < C; c++) dsv[c] = dyr[c];
+            }
+            if (s->D)
+                for (int64_t c = 0; c < C; c++) pD[c] += dsv[c] * xr[c];
             for (int64_t n = 0; n < N; n++) dBr[n] = dCr[n] = 0;
             for (int64_t c = 0; c < C; c++) {
-                const REAL xc = xr[c], dl = dr[c], *Ac = s->A + c * N, *hc = hr + c * N;
-                const REAL *hpc = hp ? hp + c * N : NULL;
-                REAL *ghc = gh + c * N, *pAc = pA + c * N;
-                REAL ds = dyr[c];
-                if (s->z) {
-                    /* y = pre silu(z): pre recomputed from the state */
-                    const REAL zc = s->z[r * s->ldz + c], sg = (REAL)1 / ((REAL)1 + SB_EXPS(-zc));
-                    REAL pre = s->D ? s->D[c] * xc : (REAL)0;
-                    for (int64_t n = 0; n < N; n++) pre += Ct[n] * hc[n];
-                    s->dz[r * s->lddz + c] = ds * pre * sg * ((REAL)1 + zc * ((REAL)1 - sg));
-                    ds *= zc * sg;
-                }
-                REAL dxc = 0, ddl = 0;
-                if (s->D) {
-                    pD[c] += ds * xc;
-                    dxc = ds * s->D[c];
-                }
-                const REAL dx1 = dl * xc;
-#pragma omp simd reduction(+ : dxc, ddl)
+                const REAL xc = xr[c], dl = dr[c], ds = dsv[c], dx1 = dl * xc;
+                const REAL *restrict Ac = s->A + c * N, *restrict hc = hr + c * N, *restrict hpc = hp + c * N;
+                REAL *restrict ghc = gh + c * N, *restrict pAc = pA + c * N;
+                /* The sums over n go through vx, vd (the loop then vectorises without a reduction). */
+#pragma omp simd
                 for (int64_t n = 0; n < N; n++) {
                     const REAL a = SB_EXP(dl * Ac[n]), ab = a * two - negf;
                     const REAL g = ghc[n] + ds * Ct[n];
-                    const REAL p = hpc ? hpc[n] : (REAL)0;
-                    const REAL da = g * p * two * a;          /* dL/d(dl A) */
+                    const REAL da = g * hpc[n] * two * a;      /* dL/d(dl A) */
                     dCr[n] += ds * hc[n];
                     dBr[n] += g * dx1;
-                    dxc += g * dl * Bt[n];
-                    ddl += da * Ac[n] + g * Bt[n] * xc;
+                    vx[n] = g * Bt[n];
+                    vd[n] = da * Ac[n];
                     pAc[n] += da * dl;
                     ghc[n] = g * ab;
                 }
-                s->dx[r * s->lddx + c] = dxc;
-                s->ddt[r * s->ldddt + c] = ddl;
+                REAL sx = 0, sd = 0;
+                for (int64_t n = 0; n < N; n++) {
+                    sx += vx[n];
+                    sd += vd[n];
+                }
+                s->dx[r * s->lddx + c] = (s->D ? ds * s->D[c] : (REAL)0) + sx * dl;
+                s->ddt[r * s->ldddt + c] = sd + sx * xc;
             }
         }
         if (s->dh0) memcpy(s->dh0 + b * s->lddh0, gh, (size_t)CN * sizeof *gh);
     }
     for (int64_t b = 0; b < nb; b++) {
-        const REAL *pA = work + b * (2 * CN + C) + CN, *pD = pA + CN;
+        const REAL *pA = work + b * per + CN, *pD = pA + 2 * CN;
         if (s->dA)
             for (int64_t i = 0; i < CN; i++) s->dA[i] += pA[i];
         if (s->dD)
