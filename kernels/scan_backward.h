@@ -40,12 +40,13 @@ typedef struct sl_cdiag_f64 {
 ** (NULL: zeros); xs [nb, T, ldxs] the state after every step. Writes du
 ** [nb, T, lddu] and dx0 [nb, lddx0] (either may be NULL: not wanted); ADDS the
 ** gradients of lam, bb, cc ([H, M, 2] pairs) and d ([H]) to dlam, dbb, dcc,
-** dd (each may be NULL). Channels run in parallel. */
-void sl_cdiag_scan_backward_f32(const sl_cdiag_f32 *s, int64_t nb, int64_t T, const float *u, int64_t ldu,
+** dd (each may be NULL). Channels run in parallel (a small buffer per
+** thread: SL_ENOMEM when it cannot be had, else SL_OK). */
+int  sl_cdiag_scan_backward_f32(const sl_cdiag_f32 *s, int64_t nb, int64_t T, const float *u, int64_t ldu,
                                 const float *x0, int64_t ldx0, const float *xs, int64_t ldxs, const float *dy,
                                 int64_t lddy, float *du, int64_t lddu, float *dx0, int64_t lddx0, float *dlam, float *dbb,
                                 float *dcc, float *dd);
-void sl_cdiag_scan_backward_f64(const sl_cdiag_f64 *s, int64_t nb, int64_t T, const double *u, int64_t ldu,
+int  sl_cdiag_scan_backward_f64(const sl_cdiag_f64 *s, int64_t nb, int64_t T, const double *u, int64_t ldu,
                                 const double *x0, int64_t ldx0, const double *xs, int64_t ldxs, const double *dy,
                                 int64_t lddy, double *du, int64_t lddu, double *dx0, int64_t lddx0, double *dlam,
                                 double *dbb, double *dcc, double *dd);

@@ -11,18 +11,23 @@
 */
 
 /* ------------------------------------------------------------ S4D */
-void SB(sl_cdiag_scan_backward)(const SB_CDIAG *s, int64_t nb, int64_t T, const REAL *u, int64_t ldu, const REAL *x0,
+int SB(sl_cdiag_scan_backward)(const SB_CDIAG *s, int64_t nb, int64_t T, const REAL *u, int64_t ldu, const REAL *x0,
                                 int64_t ldx0, const REAL *xs, int64_t ldxs, const REAL *dy, int64_t lddy, REAL *du,
                                 int64_t lddu, REAL *dx0, int64_t lddx0, REAL *dlam, REAL *dbb, REAL *dcc, REAL *dd)
 {
     const int64_t H = s->H, M = s->M;
     const double work = (double)nb * (double)H * (double)T * (double)M * 16.0;
+    int failed = 0;
     /* One thread per channel h: every accumulator of h belongs to it. */
 #pragma omp parallel if (work > SL_SCAN_PAR_MIN && H > 1)
     {
         /* g: the state gradient carried back in time (split re/im); la, cr, ci, br, bi: lam, cc, bb split;
         ** acc: dlam, dbb, dcc of the channel (split re/im). */
         REAL *buf = malloc((size_t)(14 * M + 1) * sizeof *buf);
+        if (!buf) {
+#pragma omp atomic write
+            failed = 1;
+        }
         REAL *gr = buf, *gi = buf + M, *lr = buf + 2 * M, *li = buf + 3 * M, *cr = buf + 4 * M, *ci = buf + 5 * M,
              *br = buf + 6 * M, *bi = buf + 7 * M, *alr = buf + 8 * M, *ali = buf + 9 * M, *abr = buf + 10 * M,
              *abi = buf + 11 * M, *acr = buf + 12 * M, *aci = buf + 13 * M;
@@ -79,6 +84,7 @@ void SB(sl_cdiag_scan_backward)(const SB_CDIAG *s, int64_t nb, int64_t T, const 
         }
         free(buf);
     }
+    return failed ? SL_ENOMEM : SL_OK;
 }
 
 /* ------------------------------------------------------------ LRU */

@@ -38,10 +38,11 @@ static int LB(lru_backward)(const sl_layer *L, const LB_BWD *b, sl_err *err)
     if (gD)
         for (int64_t r = 0; r < R; r++)
             for (int64_t h = 0; h < H; h++) gD[h] += b->dy[r * H + h] * b->x[r * H + h];
+    const int want_b = gBr || gBi || gga;
     for (int64_t j = 0; j < N; j++) {
         const double g = exp((double)s->gamma_log[j]);
         double sg = 0;
-        for (int64_t k = 0; k < H; k++) {
+        for (int64_t k = 0; want_b && k < H; k++) {
             const double dr = dBd[(2 * j) * H + k], di = dBd[(2 * j + 1) * H + k];
             if (gBr) gBr[j * H + k] += (REAL)(g * dr);
             if (gBi) gBi[j * H + k] += (REAL)(g * di);

@@ -21,8 +21,11 @@ static int S4B(s4d_backward)(const sl_layer *L, const S4B_BWD *b, sl_err *err)
          *gC = S4B_GRAD(b->g, s->Ct), *gD = S4B_GRAD(b->g, s->Dt), *gB = s->Bt ? S4B_GRAD(b->g, s->Bt) : NULL;
     const S4B_CDIAG k = { .H = H, .M = M, .lam = S4B_ARR(s, lam), .bb = S4B_ARR(s, bb), .cc = S4B_ARR(s, cc),
                           .d = S4B_ARR(s, D) };
-    S4B(sl_cdiag_scan_backward)(&k, B, T, b->x, H, b->carry0, nc, b->states, nc, b->dy, H, b->dx, H, b->dcarry0, nc,
-                                dlam, dbb, dcc, gD);
+    if (S4B(sl_cdiag_scan_backward)(&k, B, T, b->x, H, b->carry0, nc, b->states, nc, b->dy, H, b->dx, H, b->dcarry0, nc,
+                                    dlam, dbb, dcc, gD)) {
+        free(own);
+        return sl_err_set(err, SL_ENOMEM, "out of memory for the backward pass");
+    }
     for (int64_t h = 0; h < H; h++) {
         const double dt = s->dt[h];
         double sdt = 0;
