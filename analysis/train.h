@@ -8,6 +8,15 @@
 **               readout.0.weight, readout.0.bias, readout.2.weight,
 **               readout.2.bias (MLP, PyTorch's nn.Sequential(Linear, ReLU,
 **               Linear) names), role SL_ROLE_HEAD; families ignore them.
+**   encoder   = for families whose layers take their own width (d_model:
+**               lru, s4d, mamba, ...) rather than input_size, the trainer owns
+**               an input projection from the task's F features to the model's
+**               n_in: encoder.weight [n_in, F] and encoder.bias [n_in]
+**               (nn.Linear's names and initialisation), role SL_ROLE_EMBED,
+**               added when the family's model does not take F features itself
+**               (m->n_in != F). Evaluation, the gradient paths and `seqlab
+**               eval` apply it before the layer stack; the layer stack and
+**               every analysis of it are unchanged.
 **   loss      = cross-entropy over C classes per head (targets are class
 **               indices) or mean squared error (C = 1), averaged over the
 **               mask's 1s. Accuracy: argmax = target (CE), |y - target| < 0.5
@@ -58,14 +67,24 @@ typedef struct sl_readout {
     int64_t K, C;
     sl_loss_kind loss;
     const float *w1, *b1, *w2, *b2;  /* linear: w1 [n_out, n_in], b1; MLP: w1 [hid, n_in], b1, w2 [n_out, hid], b2 */
+    /* The input side: the features a step of data has (n_feat), and the
+    ** trainer's input projection when the model has one (we [model n_in,
+    ** n_feat], be [model n_in]); we = NULL: the data go to the layers as they are. */
+    int64_t n_feat;
+    const float *we, *be;
 } sl_readout;
 
 /* Add fresh readout tensors to ts (PyTorch's nn.Linear initialisation,
 ** uniform(+-1/sqrt(fan_in)), from seed). */
 int sl_readout_init(sl_tensors *ts, sl_readout_kind kind, int64_t n_in, int64_t n_hidden, int64_t n_out, uint64_t seed,
                     sl_err *err);
+/* Add a fresh input projection encoder.weight [n_model, n_feat] and
+** encoder.bias [n_model] to ts (nn.Linear's initialisation, from seed). */
+int sl_encoder_init(sl_tensors *ts, int64_t n_feat, int64_t n_model, uint64_t seed, sl_err *err);
+
 /* Find the readout tensors of m (shapes checked against n_in = m->n_out and
-** K * C) and mark them SL_ROLE_HEAD. */
+** K * C) and mark them SL_ROLE_HEAD; and the input projection encoder.* when
+** present (shapes [m->n_in, F] and [m->n_in], role SL_ROLE_EMBED). */
 int sl_readout_bind(sl_readout *r, sl_model *m, sl_readout_kind kind, int64_t K, int64_t C, sl_loss_kind loss,
                     sl_err *err);
 
@@ -194,13 +213,16 @@ typedef struct sl_trainer {
     unsigned char *decay;
     gsl_rng      *rng_batch, *rng_eval, *rng_noise;
     float        *z, *dz, *dy, *hid, *dhid;
+    float        *xe, *dxe;     /* encoder output and its gradient (rows x model n_in), with an encoder */
     size_t        cap_rows;
     int64_t       step;
     int64_t       n_cur;        /* curriculum N */
 } sl_trainer;
 
 /* A fresh model of family fam (cfg: its options; input_size is set to the
-** task's or dataset's features) with a readout for the task, ready to train.
+** task's or dataset's features) with a readout for the task, and an input
+** projection (encoder.*) when the family's model does not take that many
+** features (families sized by d_model), ready to train.
 ** cfg and task (or data) are borrowed; o is copied. freeze: NULL or a
 ** NULL-terminated list of tensor-name suffixes whose gradients are not kept. */
 int  sl_trainer_new(const sl_family *fam, json_t *cfg, sl_task *task, sl_dataset *data, const sl_train_opts *o,

@@ -223,6 +223,33 @@ def torch_train_seq_per_s(H, T, B, steps, repeat):
     return steps * B / t
 
 
+TRAIN_MAMBA = dict(dm=32, N=16, T=64, B=32, steps=20)
+
+
+def torch_mamba_train_seq_per_s(dm, N, T, B, steps, repeat):
+    """The same model trained with PyTorch CPU: Hugging Face's slow path (torch_mamba.py) between an
+    input projection Linear(1, dm) and a readout Linear(dm, 2), Adam, clipping to 1."""
+    t, cfg = torch_mamba.mamba_weights(dm, N)
+    params = [v.clone().requires_grad_(True) for v in t.values()]
+    tp = dict(zip(t.keys(), params))
+    enc, ro = torch.nn.Linear(1, dm), torch.nn.Linear(dm, 2)
+    params += list(enc.parameters()) + list(ro.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+
+    def step():
+        u = torch.randint(0, 2, (B, T, 1)).float()
+        tgt = (torch.cumsum(u[..., 0], 1) % 2).long()
+        y = torch_mamba.forward(tp, cfg, enc(u))
+        loss = torch.nn.functional.cross_entropy(ro(y).reshape(-1, 2), tgt.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+
+    tm = best_time(lambda: [step() for _ in range(steps)], repeat=repeat, warmup=1)
+    return steps * B / tm
+
+
 def has_avx512():
     try:
         with open("/proc/cpuinfo") as f:
@@ -251,6 +278,18 @@ def train_rows(a):
         rows.append(row)
         print(f"{row['family']:<32} {shape:<18} {r['seq_per_s']:>9.0f}/s {t_sps:>9.0f}/s {row['ratio']:>6.2f}x "
               f"{r['peak_rss_mb']:>7.0f}", flush=True)
+    # Mamba (d_state 16, the family's default) on the same task, through the trainer's input projection.
+    m = TRAIN_MAMBA
+    shape = f"d={m['dm']} N={m['N']} T={m['T']} B={m['B']}"
+    t_sps = torch_mamba_train_seq_per_s(m["dm"], m["N"], m["T"], m["B"], m["steps"], a.repeat)
+    out = subprocess.run([a.bench, "train", "mamba", str(m["dm"]), str(m["T"]), str(m["B"]), str(m["steps"]),
+                          str(a.threads), str(a.repeat)], check=True, capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    row = dict(family="mamba train", shape=shape, seqlab_seq_per_s=r["seq_per_s"], torch_seq_per_s=t_sps,
+               ratio=r["seq_per_s"] / t_sps, peak_rss_mb=r["peak_rss_mb"])
+    rows.append(row)
+    print(f"{row['family']:<32} {shape:<18} {r['seq_per_s']:>9.0f}/s {t_sps:>9.0f}/s {row['ratio']:>6.2f}x "
+          f"{r['peak_rss_mb']:>7.0f}", flush=True)
     return rows
 
 

@@ -18,7 +18,8 @@
 **                                              training throughput (sequences per second) on
 **                                              running parity of length T: the best of `repeat`
 **                                              runs of STEPS AdamW steps (clip 1, lr 1e-3) after
-**                                              two warm-up steps, linear readout, loss at every step
+**                                              two warm-up steps, linear readout, loss at every step;
+**                                              H is d_model for families sized by it (mamba, lru, s4d)
 */
 #include <immintrin.h>
 #include <omp.h>
@@ -170,13 +171,20 @@ static int bench_scan(const char *form, int64_t B, int64_t H, int64_t T, int64_t
            (long long)T, (long long)D, threads, algo, (long long)C, best, (double)o[n * T * D - 1]);
     free(q); free(k); free(v); free(g); free(b); free(o); free(S); free(work);
     return 0;
+}
+
 static int bench_train(const char *family, int64_t H, int64_t T, int64_t B, int64_t steps, int threads, int repeat)
 {
     sl_set_threads(threads);
     sl_err err = { 0 };
     const sl_family *fam = sl_family_find(family);
     if (!fam) { fprintf(stderr, "unknown family %s\n", family); return 2; }
-    json_t *topts = json_pack("{s:I}", "length", (json_int_t)T), *fcfg = json_pack("{s:I}", "hidden_size", (json_int_t)H);
+    /* H is the width: hidden_size, or d_model for the families sized by it (lru, s4d, mamba, ...: the
+    ** trainer adds its input projection); their other options at their defaults. */
+    int by_dm = 0;
+    for (const sl_config_key *k = fam->keys; k && k->name; k++) by_dm |= !strcmp(k->name, "d_model");
+    json_t *topts = json_pack("{s:I}", "length", (json_int_t)T),
+           *fcfg = json_pack("{s:I}", by_dm ? "d_model" : "hidden_size", (json_int_t)H);
     json_t *rcfg = json_pack("{s:I, s:I, s:f, s:f, s:s, s:I}", "steps", (json_int_t)(steps + 2), "batch", (json_int_t)B,
                              "lr", 1e-3, "clip", 1.0, "schedule", "constant", "eval_every", (json_int_t)0);
     sl_task *task = NULL;

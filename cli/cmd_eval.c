@@ -134,9 +134,9 @@ static int eval_run(sl_cli *c, int argc, char **argv)
         lens = malloc(sizeof *lens);
         if (!lens) { rc = cli_error(c, 1, "out of memory"); goto out; }
         lens[0] = data.T;
-        if (data.F != m->n_in || data.K != ro.K) {
+        if (data.F != ro.n_feat || data.K != ro.K) {
             rc = cli_error(c, 2, "%s: %lld features and %lld heads, the model takes %lld features and has %lld heads", x.data,
-                           (long long)data.F, (long long)data.K, (long long)m->n_in, (long long)ro.K);
+                           (long long)data.F, (long long)data.K, (long long)ro.n_feat, (long long)ro.K);
             goto out;
         }
     } else {
@@ -146,10 +146,10 @@ static int eval_run(sl_cli *c, int argc, char **argv)
         json_object_set_new(tcfg, "task", json_string(tname ? tname : sname));
         json_object_update(tcfg, topts);
         if (sl_task_from_config(tcfg, &task, &err)) { rc = cli_fail(c, &err); goto out; }
-        if (task->F != m->n_in || task->K != ro.K || (ro.loss == SL_LOSS_CE && task->C != ro.C)) {
+        if (task->F != ro.n_feat || task->K != ro.K || (ro.loss == SL_LOSS_CE && task->C != ro.C)) {
             rc = cli_error(c, 2, "task %s has %lld features, %lld heads, %lld classes; the model takes %lld features and "
                            "has %lld heads of %lld classes", task->name, (long long)task->F, (long long)task->K,
-                           (long long)task->C, (long long)m->n_in, (long long)ro.K, (long long)ro.C);
+                           (long long)task->C, (long long)ro.n_feat, (long long)ro.K, (long long)ro.C);
             goto out;
         }
         /* The training length, from the stored task. */

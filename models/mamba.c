@@ -54,8 +54,10 @@
 #include <string.h>
 
 #include "family.h"
+#include "grad.h"
 #include "kernels.h"
 #include "nn.h"
+#include "scan_backward.h"
 #include "ssm.h"
 #include "util.h"
 #ifdef SL_CUDA
@@ -271,11 +273,66 @@ static void mamba_free(sl_layer *L)
     free(s);
 }
 
+/* ------------------------------------------------------------ training */
+/* Backward pass (mamba_backward_impl.h, once per precision). The forward's
+** intermediates are recomputed over all B*T rows from the block's input (the
+** tape keeps only the input and the carries): RMSNorm, in_proj, the causal
+** conv from the start carry's history, silu, x_proj, dt_proj, softplus; the
+** gated SSM output from the kept states. Then, in reverse: out_proj (GEMMs),
+** the gate, the selective scan and D through time (sl_selective_scan_backward:
+** dL/dxc, dL/ddelta, dL/dB_t, dL/dC_t, dL/dz, dL/dA, dL/dD and the start
+** state), softplus, dt_proj and x_proj (GEMMs), silu, the conv
+** (sl_causal_conv1d_backward, also its start history), in_proj (GEMMs),
+** RMSNorm (sl_rmsnorm_backward), the residual. eig_range [-1,1] enters only
+** through d abar / d(delta A) = 2 exp(delta A). */
+#define REAL float
+#define MB(n) n##_f32
+#define MB_DOUBLE 0
+#define MB_BWD sl_bwd
+#define MB_GRAD sl_grads_f32
+#define MB_GEMM sl_sgemm
+#define MB_SSCAN sl_sscan_bwd_f32
+#define MB_EXP expf
+#define MB_LOG1P log1pf
+#include "mamba_backward_impl.h"
+#undef REAL
+#undef MB
+#undef MB_DOUBLE
+#undef MB_BWD
+#undef MB_GRAD
+#undef MB_GEMM
+#undef MB_SSCAN
+#undef MB_EXP
+#undef MB_LOG1P
+
+#define REAL double
+#define MB(n) n##_f64
+#define MB_DOUBLE 1
+#define MB_BWD sl_bwd_f64
+#define MB_GRAD sl_grads_f64
+#define MB_GEMM sl_dgemm
+#define MB_SSCAN sl_sscan_bwd_f64
+#define MB_EXP exp
+#define MB_LOG1P log1p
+#include "mamba_backward_impl.h"
+
+/* A_log changed: refresh A = -exp(A_log) for the float scan (everything else is read in place). */
+static int mamba_params_changed(sl_layer *L, sl_err *err)
+{
+    (void)err;
+    mamba_layer *s = L->impl;
+    for (int64_t i = 0; i < s->di * s->N; i++) s->A32[i] = (float)-exp((double)s->A_log[i]);
+    return SL_OK;
+}
+
 static const sl_layer_ops mamba_ops = {
     .forward = mamba_forward,
     .step = mamba_step,
     .linsys = mamba_linsys,
     .free = mamba_free,
+    .backward = mamba_backward_f32,
+    .backward_f64 = mamba_backward_f64,
+    .params_changed = mamba_params_changed,
 };
 
 /* ------------------------------------------------------------ config */
