@@ -6,7 +6,8 @@
 #   make demo       set up, build, run the main job on a bundled example
 #   make bench      benchmarks against PyTorch CPU (installs torch with pip, bench only)
 #   make deps       install the Debian packages seqlab needs, when any is missing
-#   make CUDA=1     also build kernels/cuda/ with nvcc and link cuBLAS
+#   make CUDA=1     also build kernels/cuda/ with nvcc and link cuBLAS (docs/cuda.md;
+#                   CUDA_ARCH="-gencode ..." picks the GPUs)
 #   make V=1        show full command lines
 #
 # Every public target runs `deps` first, then re-invokes make so that the
@@ -60,7 +61,14 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC)))
 DEFS      += -DSL_CUDA=1
 CUDA_SRC  := $(wildcard kernels/cuda/*.cu)
 CUDA_OBJ  := $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
-EXTRA_LDLIBS += -L$(CUDA_HOME)/lib64 -lcublas -lcudart
+# SASS for Ampere (sm_80; also runs on sm_86/89) and Hopper (sm_90: H100/H200),
+# plus compute_90 PTX that newer GPUs JIT. Precise math (no --use_fast_math):
+# the kernels are checked against the CPU to 1e-5. Warnings are errors.
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCH) -Werror all-warnings -Xptxas -Werror \
+             -Xcompiler -Wall,-Wextra,-Wshadow,-Werror
+EXTRA_LDLIBS += -L$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
 endif
 
 LIB_DIRS := base kernels models analysis plot db
@@ -171,10 +179,10 @@ $(BUILD)/obj/%.o: %.c Makefile
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
 
-$(BUILD)/obj/%.o: %.cu
+$(BUILD)/obj/%.o: %.cu Makefile
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  NVCC  $<")
-	$(Q)$(NVCC) -O2 -std=c++17 $(INC) -DSL_CUDA=1 -c -o $@ $<
+	$(Q)$(NVCC) $(NVCCFLAGS) $(INC) -DSL_CUDA=1 -MMD -MP -c -o $@ $<
 
 $(BUILD)/tests/%: tests/%.c $(SUP_OBJ) $(CLILIB) $(LIB)
 	@mkdir -p $(@D)

@@ -116,7 +116,7 @@ int sl_spectrum_figure(const sl_spec_row *rows, size_t n, int n_layers, const ch
     return SL_OK;
 }
 
-int sl_timescales_figure(int n_layers, const char *const *kinds, const double *const *mode, const size_t *n_mode,
+int sl_timescales_figure(int n_layers, const char *const *titles, const double *const *mode, const size_t *n_mode,
                          const double *const *single, const size_t *n_single, const double *const *net,
                          const size_t *n_net, const char *title, sl_figure **out, sl_err *err)
 {
@@ -129,10 +129,7 @@ int sl_timescales_figure(int n_layers, const char *const *kinds, const double *c
     if (title) sl_figure_title(fig, title);
     for (int l = 0; l < n_layers; l++) {
         sl_axes *ax = sl_figure_axes(fig, l / cols, l % cols);
-        char t[128];
-        snprintf(t, sizeof t, "layer %d%s%s%s", l, kinds && kinds[l] ? " (" : "", kinds && kinds[l] ? kinds[l] : "",
-                 kinds && kinds[l] ? ")" : "");
-        sl_axes_title(ax, t);
+        if (titles && titles[l]) sl_axes_title(ax, titles[l]);
         sl_axes_xlog(ax, 1);
         sl_axes_xlabel(ax, "timescale (steps)");
         sl_axes_ylabel(ax, "count");

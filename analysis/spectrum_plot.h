@@ -21,10 +21,11 @@
 int sl_spectrum_figure(const sl_spec_row *rows, size_t n, int n_layers, const char *const *kinds, const char *title,
                        sl_figure **out, sl_err *err);
 
-/* Timescale histogram figure: per layer one panel with log-x histograms of
-** the mode timescales, the single-unit and the network-mediated timescales
-** (values <= 0 or non-finite are left out). */
-int sl_timescales_figure(int n_layers, const char *const *kinds, const double *const *mode, const size_t *n_mode,
+/* Timescale histogram figure: one panel per entry (a layer, or whatever the
+** caller compares) with log-x histograms of the mode timescales, the
+** single-unit and the network-mediated timescales (values <= 0 or non-finite
+** are left out). titles: each panel's title. */
+int sl_timescales_figure(int n_panels, const char *const *titles, const double *const *mode, const size_t *n_mode,
                          const double *const *single, const size_t *n_single, const double *const *net,
                          const size_t *n_net, const char *title, sl_figure **out, sl_err *err);
 

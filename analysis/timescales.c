@@ -124,7 +124,9 @@ int sl_fit_exp_decay(const double *acf, int64_t K, double *tau, double *a, doubl
             *a = af;
             *r2 = sst > 0 ? 1.0 - sse / sst : 1.0;
             *lags_used = n;
-            rc = 0;
+            /* A decay far slower than the lags seen is not measured by them:
+            ** report it, but as "no decay" rather than a fitted timescale. */
+            rc = tf > 5.0 * (double)K ? 2 : 0;
         }
     }
     gsl_multifit_nlinear_free(w);

@@ -38,7 +38,8 @@ typedef struct sl_unit_timescale {
     double  amplitude;           /* fitted a */
     double  r2;                  /* R^2 of the fit over the fitted lags */
     int64_t lags;                /* lags used in the fit */
-    int     status;              /* 0 fitted; 1 constant activity; 2 no decay to fit; 3 fit failed */
+    int     status;              /* 0 fitted; 1 constant activity; 2 no decay within the lags (none to fit,
+                                    or a fitted tau above 5 x max_lag, kept in tau_net); 3 fit failed */
 } sl_unit_timescale;
 
 typedef struct sl_timescales {

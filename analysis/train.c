@@ -1,11 +1,10 @@
 /*
 ** Training: see train.h.
 **
-** One training step is: a batch from the task (or the data file), the
-** encoder (when the family takes hidden_size features), the model's forward
-** pass with its tape, the readout (one GEMM over all B*T rows), the
+** One training step is: a batch from the task (or the data file), the model's
+** forward pass with its tape, the readout (one GEMM over all B*T rows), the
 ** masked loss and its gradient, the readout's backward (GEMMs), the model's
-** backward (each family's BPTT), the encoder's backward, gradient noise, clipping, the learning rate
+** backward (each family's BPTT), gradient noise, clipping, the learning rate
 ** of the step, AdamW, and the layers' params_changed hook. Buffers are kept in
 ** the trainer and grow to the largest batch, so a warm step allocates nothing
 ** but the forward kernel's own workspace.
@@ -40,6 +39,9 @@ static gsl_rng *rng_new(uint64_t seed)
 }
 
 /* ------------------------------------------------------------ readout */
+#define ENC_W "encoder.weight"
+#define ENC_B "encoder.bias"
+
 static const char *ro_name(sl_readout_kind kind, int which)
 {
     static const char *const lin[4] = { "readout.weight", "readout.bias", NULL, NULL };
@@ -66,41 +68,6 @@ int sl_readout_init(sl_tensors *ts, sl_readout_kind kind, int64_t n_in, int64_t 
     }
     gsl_rng_free(r);
     return rc;
-}
-
-int sl_encoder_init(sl_tensors *ts, int64_t n_feat, int64_t n_model_in, uint64_t seed, sl_err *err)
-{
-    gsl_rng *r = rng_new(seed);
-    if (!r) return sl_err_set(err, SL_ENOMEM, "out of memory");
-    const double k = 1.0 / sqrt((double)n_feat);
-    int64_t ws[2] = { n_model_in, n_feat }, bs[1] = { n_model_in };
-    sl_tensor *t;
-    int rc = sl_tensors_add(ts, "encoder.weight", 2, ws, NULL, &t, err);
-    for (int64_t i = 0; !rc && i < t->numel; i++) t->data[i] = (float)(gsl_rng_uniform(r) * 2.0 * k - k);
-    if (!rc) rc = sl_tensors_add(ts, "encoder.bias", 1, bs, NULL, &t, err);
-    for (int64_t i = 0; !rc && i < t->numel; i++) t->data[i] = (float)(gsl_rng_uniform(r) * 2.0 * k - k);
-    gsl_rng_free(r);
-    return rc;
-}
-
-/* The encoder of m, when it has one. */
-static int encoder_bind(sl_readout *r, sl_model *m, sl_err *err)
-{
-    r->n_feat = r->n_model_in = m->n_in;
-    const sl_tensor *w = sl_tensors_find(m->tensors, "encoder.weight"), *b = sl_tensors_find(m->tensors, "encoder.bias");
-    if (!w && !b) return SL_OK;
-    if (!w || !b || w->ndim != 2 || w->shape[0] != m->n_in || w->shape[1] < 1)
-        return sl_err_set(err, SL_EFORMAT, "encoder.weight must be [%lld, features] with encoder.bias [%lld]",
-                          (long long)m->n_in, (long long)m->n_in);
-    int64_t sb[1] = { m->n_in };
-    int rc = sl_tensor_expect(b, "encoder.bias", 1, sb, err);
-    if (rc) return rc;
-    r->n_feat = w->shape[1];
-    r->enc_w = w->data;
-    r->enc_b = b->data;
-    sl_model_set_role(m, "encoder.weight", SL_ROLE_EMBED);
-    sl_model_set_role(m, "encoder.bias", SL_ROLE_EMBED);
-    return SL_OK;
 }
 
 int sl_readout_bind(sl_readout *r, sl_model *m, sl_readout_kind kind, int64_t K, int64_t C, sl_loss_kind loss,
@@ -135,7 +102,41 @@ int sl_readout_bind(sl_readout *r, sl_model *m, sl_readout_kind kind, int64_t K,
     r->b2 = t[3] ? t[3]->data : NULL;
     for (int i = 0; i < 4; i++)
         if (t[i]) sl_model_set_role(m, t[i]->name, SL_ROLE_HEAD);
-    return encoder_bind(r, m, err);
+    /* The input projection, when the trainer gave the model one. */
+    r->n_feat = m->n_in;
+    const sl_tensor *ew = sl_tensors_find(m->tensors, ENC_W), *eb = sl_tensors_find(m->tensors, ENC_B);
+    if (ew || eb) {
+        if (!ew || !eb || ew->ndim != 2)
+            return sl_err_set(err, SL_EFORMAT, "model has %s without %s (or a weight that is not a matrix)",
+                              ew ? ENC_W : ENC_B, ew ? ENC_B : ENC_W);
+        int64_t sw[2] = { m->n_in, ew->shape[1] }, sb[1] = { m->n_in };
+        if ((rc = sl_tensor_expect(ew, ENC_W, 2, sw, err)) || (rc = sl_tensor_expect(eb, ENC_B, 1, sb, err))) return rc;
+        r->n_feat = ew->shape[1];
+        r->we = ew->data;
+        r->be = eb->data;
+        sl_model_set_role(m, ENC_W, SL_ROLE_EMBED);
+        sl_model_set_role(m, ENC_B, SL_ROLE_EMBED);
+    }
+    return SL_OK;
+}
+
+int sl_encoder_init(sl_tensors *ts, int64_t n_feat, int64_t n_model, uint64_t seed, sl_err *err)
+{
+    if (n_feat < 1 || n_model < 1) return sl_err_set(err, SL_EINVAL, "input projection needs positive sizes");
+    gsl_rng *r = rng_new(seed);
+    if (!r) return sl_err_set(err, SL_ENOMEM, "out of memory");
+    const double k = 1.0 / sqrt((double)n_feat);
+    int64_t ws[2] = { n_model, n_feat }, bs[1] = { n_model };
+    sl_tensor *t;
+    int rc = sl_tensors_add(ts, ENC_W, 2, ws, NULL, &t, err);
+    if (!rc) {
+        for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)(gsl_rng_uniform(r) * 2.0 * k - k);
+        rc = sl_tensors_add(ts, ENC_B, 1, bs, NULL, &t, err);
+    }
+    if (!rc)
+        for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)(gsl_rng_uniform(r) * 2.0 * k - k);
+    gsl_rng_free(r);
+    return rc;
 }
 
 static json_t *meta_json(const sl_model *m, const char *key)
@@ -252,20 +253,16 @@ static void readout_backward_f32(const sl_readout *r, const sl_grads *g, int64_t
     }
 }
 
-void sl_encoder_forward_f32(const sl_readout *r, int64_t R, const float *u, float *x)
+/* The input projection: x [R, n_model] from u [R, n_feat]; and its gradients from dx. */
+static void encoder_forward_f32(const sl_readout *r, int64_t n_model, int64_t R, const float *u, float *x)
 {
-    if (!r->enc_w) {
-        memcpy(x, u, (size_t)(R * r->n_feat) * sizeof *x);
-        return;
-    }
-    linear_fwd(R, r->n_feat, r->n_model_in, u, r->enc_w, r->enc_b, x);
+    linear_fwd(R, r->n_feat, n_model, u, r->we, r->be, x);
 }
 
-/* The encoder's gradients (added to g) from dx = dL/d(its output) [R, model n_in]. */
-static void encoder_backward_f32(const sl_readout *r, const sl_grads *g, int64_t R, const float *u, const float *dx)
+static void encoder_backward_f32(const sl_readout *r, const sl_grads *g, int64_t n_model, int64_t R, const float *u,
+                                 const float *dx)
 {
-    if (!r->enc_w) return;
-    linear_bwd(R, r->n_feat, r->n_model_in, u, r->enc_w, dx, sl_grads_f32(g, r->enc_w), sl_grads_f32(g, r->enc_b), NULL);
+    linear_bwd(R, r->n_feat, n_model, u, r->we, dx, sl_grads_f32(g, r->we), sl_grads_f32(g, r->be), NULL);
 }
 
 /* ------------------------------------------------------------ loss */
@@ -686,18 +683,18 @@ int sl_eval_batch(const sl_model *m, const sl_readout *r, int64_t B, int64_t T, 
     const int64_t width = SL_MAX(SL_MAX(m->n_out, r->n_out), SL_MAX(r->n_hidden, 1));
     int64_t Bc = (int64_t)(8 << 20) / SL_MAX(1, T * width);
     Bc = SL_MAX(1, SL_MIN(Bc, B));
-    const int64_t R = Bc * T;
+    const int64_t R = Bc * T, F = r->we ? r->n_feat : m->n_in;
     float *y = malloc((size_t)(R * m->n_out + 1) * sizeof *y), *z = malloc((size_t)(R * r->n_out + 1) * sizeof *z),
           *hid = r->kind == SL_READOUT_MLP ? malloc((size_t)(R * r->n_hidden + 1) * sizeof *hid) : NULL,
-          *xe = r->enc_w ? malloc((size_t)(R * m->n_in + 1) * sizeof *xe) : NULL;
+          *xe = r->we ? malloc((size_t)(R * m->n_in + 1) * sizeof *xe) : NULL;
     int rc = SL_OK;
-    if (!y || !z || (r->kind == SL_READOUT_MLP && !hid) || (r->enc_w && !xe))
+    if (!y || !z || (r->kind == SL_READOUT_MLP && !hid) || (r->we && !xe))
         rc = sl_err_set(err, SL_ENOMEM, "out of memory for evaluation");
     memset(out, 0, sizeof *out);
     for (int64_t b0 = 0; b0 < B && !rc; b0 += Bc) {
         const int64_t nb = SL_MIN(Bc, B - b0);
-        const float *ub = u + b0 * T * r->n_feat;
-        if (xe) sl_encoder_forward_f32(r, nb * T, ub, xe);
+        const float *ub = u + b0 * T * F;
+        if (xe) encoder_forward_f32(r, m->n_in, nb * T, ub, xe);
         rc = sl_model_forward(m, nb, T, xe ? xe : ub, y, NULL, SL_ALGO_AUTO, err);
         if (rc) break;
         readout_forward_f32(r, nb * T, y, hid, z);
@@ -722,9 +719,9 @@ int sl_loss_grad_f32(const sl_model *m, const sl_readout *r, int64_t B, int64_t 
           *dy = malloc((size_t)(R * r->n_in + 1) * sizeof *dy),
           *hid = malloc((size_t)(R * SL_MAX(1, r->n_hidden) + 1) * sizeof *hid),
           *dhid = malloc((size_t)(R * SL_MAX(1, r->n_hidden) + 1) * sizeof *dhid),
-          *xe = r->enc_w ? malloc((size_t)(2 * R * m->n_in + 1) * sizeof *xe) : NULL;
-    int rc = (!z || !dz || !dy || !hid || !dhid || (r->enc_w && !xe)) ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
-    if (!rc && xe) sl_encoder_forward_f32(r, R, u, xe);
+          *xe = r->we ? malloc((size_t)(2 * R * m->n_in + 1) * sizeof *xe) : NULL, *dxe = xe ? xe + R * m->n_in : NULL;
+    int rc = (!z || !dz || !dy || !hid || !dhid || (r->we && !xe)) ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
+    if (!rc && xe) encoder_forward_f32(r, m->n_in, R, u, xe);
     if (!rc) rc = sl_model_forward_tape(m, B, T, xe ? xe : u, &tp, err);
     if (!rc) {
         const float *y = tp.act[m->n_layers];
@@ -732,8 +729,8 @@ int sl_loss_grad_f32(const sl_model *m, const sl_readout *r, int64_t B, int64_t 
         sl_loss_f32(r, B, T, z, target, mask, dz, out);
         sl_grads_zero_f32((sl_grads *)g);
         readout_backward_f32(r, g, R, y, hid, dz, dhid, dy);
-        rc = sl_model_backward(m, &tp, dy, g, xe ? xe + R * m->n_in : NULL, err);
-        if (!rc && xe) encoder_backward_f32(r, g, R, u, xe + R * m->n_in);
+        rc = sl_model_backward(m, &tp, dy, g, dxe, err);
+        if (!rc && xe) encoder_backward_f32(r, g, m->n_in, R, u, dxe);
     }
     sl_tape_free(&tp);
     free(z); free(dz); free(dy); free(hid); free(dhid); free(xe);
@@ -745,24 +742,21 @@ int sl_loss_grad_f64(const sl_model *m, const sl_readout *r, int64_t B, int64_t 
 {
     const int64_t R = B * T, ni = r->n_in, no = r->n_out, Hd = r->n_hidden;
     sl_tape_f64 tp = { 0 };
-    double *x = malloc((size_t)(R * m->n_in + 1) * sizeof *x), *z = calloc((size_t)(R * no + 1), sizeof *z),
+    const int64_t nin = m->n_in, F = r->we ? r->n_feat : nin;
+    double *x = malloc((size_t)((r->we ? 2 : 1) * R * nin + 1) * sizeof *x), *z = calloc((size_t)(R * no + 1), sizeof *z),
            *dz = malloc((size_t)(R * no + 1) * sizeof *dz), *dy = calloc((size_t)(R * ni + 1), sizeof *dy),
-           *hid = calloc((size_t)(R * Hd + 1), sizeof *hid), *dhid = calloc((size_t)(R * Hd + 1), sizeof *dhid),
-           *dx = r->enc_w ? malloc((size_t)(R * m->n_in + 1) * sizeof *dx) : NULL;
-    int rc = (!x || !z || !dz || !dy || !hid || !dhid || (r->enc_w && !dx)) ? sl_err_set(err, SL_ENOMEM, "out of memory")
-                                                                            : SL_OK;
+           *hid = calloc((size_t)(R * Hd + 1), sizeof *hid), *dhid = calloc((size_t)(R * Hd + 1), sizeof *dhid);
+    int rc = (!x || !z || !dz || !dy || !hid || !dhid) ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
     if (rc) goto done;
-    const int64_t nf = r->n_feat, nm = m->n_in;
-    if (r->enc_w) {
+    if (r->we)   /* the input projection */
         for (int64_t i = 0; i < R; i++)
-            for (int64_t o = 0; o < nm; o++) {
-                double s = r->enc_b[o];
-                for (int64_t j = 0; j < nf; j++) s += (double)r->enc_w[o * nf + j] * u[i * nf + j];
-                x[i * nm + o] = s;
+            for (int64_t o = 0; o < nin; o++) {
+                double sx = r->be[o];
+                for (int64_t f = 0; f < F; f++) sx += (double)r->we[o * F + f] * u[i * F + f];
+                x[i * nin + o] = sx;
             }
-    } else {
-        for (int64_t i = 0; i < R * nm; i++) x[i] = u[i];
-    }
+    else
+        for (int64_t i = 0; i < R * nin; i++) x[i] = u[i];
     if (g) sl_grads_zero_f64((sl_grads *)g);
     if ((rc = sl_model_forward_tape_f64(m, B, T, x, &tp, err))) goto done;
     const double *y = tp.act[m->n_layers];
@@ -812,19 +806,20 @@ int sl_loss_grad_f64(const sl_model *m, const sl_readout *r, int64_t B, int64_t 
                 dy[i * ni + j] += d * (double)W1[o * ni + j];
             }
         }
-    rc = sl_model_backward_f64(m, &tp, dy, g, dx, err);
-    if (!rc && r->enc_w) {
-        double *gw = sl_grads_f64(g, r->enc_w), *gb = sl_grads_f64(g, r->enc_b);
+    double *dxe = r->we ? x + R * nin : NULL;
+    rc = sl_model_backward_f64(m, &tp, dy, g, dxe, err);
+    if (!rc && dxe) {
+        double *gwe = sl_grads_f64(g, r->we), *gbe = sl_grads_f64(g, r->be);
         for (int64_t i = 0; i < R; i++)
-            for (int64_t o = 0; o < nm; o++) {
-                const double d = dx[i * nm + o];
-                if (gb) gb[o] += d;
-                for (int64_t j = 0; gw && j < nf; j++) gw[o * nf + j] += d * (double)u[i * nf + j];
+            for (int64_t o = 0; o < nin; o++) {
+                const double d = dxe[i * nin + o];
+                if (gbe) gbe[o] += d;
+                for (int64_t f = 0; gwe && f < F; f++) gwe[o * F + f] += d * u[i * F + f];
             }
     }
 done:
     sl_tape_f64_free(&tp);
-    free(x); free(z); free(dz); free(dy); free(hid); free(dhid); free(dx);
+    free(x); free(z); free(dz); free(dy); free(hid); free(dhid);
     return rc;
 }
 
@@ -842,7 +837,7 @@ void sl_trainer_free(sl_trainer *tr)
     if (tr->rng_eval) gsl_rng_free(tr->rng_eval);
     if (tr->rng_noise) gsl_rng_free(tr->rng_noise);
     free(tr->z); free(tr->dz); free(tr->dy); free(tr->hid); free(tr->dhid);
-    free(tr->xenc); free(tr->dxenc);
+    free(tr->xe); free(tr->dxe);
     free(tr);
 }
 
@@ -878,13 +873,11 @@ int sl_trainer_new(const sl_family *fam, json_t *cfg, sl_task *task, sl_dataset 
         tr->n_cur = o->n_start;
     }
     const int64_t F = task ? task->F : data->F, K = task ? task->K : data->K, C = task ? task->C : data->C;
-    /* The family's own initialisation, with the task's input size (families
-    ** without an input_size option get the encoder in front instead). */
-    const int encoder = !sl_family_key(fam, "input_size");
+    /* The family's own initialisation, with the task's input size. */
     c2 = json_deep_copy(cfg);
     ts = sl_tensors_new();
     if (!c2 || !ts) { rc = sl_err_set(err, SL_ENOMEM, "out of memory"); goto fail; }
-    if (!encoder) json_object_set_new(c2, "input_size", json_integer(F));
+    json_object_set_new(c2, "input_size", json_integer(F));
     if ((rc = fam->init(c2, o->seed, ts, err))) goto fail;
     rc = sl_model_from_tensors(ts, fam->name, c2, &m1, err);
     ts = NULL;
@@ -902,17 +895,16 @@ int sl_trainer_new(const sl_family *fam, json_t *cfg, sl_task *task, sl_dataset 
     }
     const int64_t Cr = o->loss == SL_LOSS_MSE ? 1 : C;
     if (!rc) rc = sl_readout_init(ts, o->readout, m1->n_out, o->readout_hidden, K * Cr, mix_seed(o->seed, 1), err);
-    if (!rc && encoder) rc = sl_encoder_init(ts, F, m1->n_in, mix_seed(o->seed, 5), err);
+    /* A family sized by its own width (d_model) gets the trainer's input projection. */
+    if (!rc && m1->n_in != F) {
+        rc = sl_encoder_init(ts, F, m1->n_in, mix_seed(o->seed, 5), err);
+        json_object_del(m1->config, "input_size");
+    }
     if (rc) goto fail;
     rc = sl_model_from_tensors(ts, fam->name, m1->config, &tr->m, err);
     ts = NULL;
     if (rc) goto fail;
     if ((rc = sl_readout_bind(&tr->ro, tr->m, o->readout, K, C, o->loss, err))) goto fail;
-    if (tr->ro.n_feat != F) {
-        rc = sl_err_set(err, SL_EINVAL, "the model takes %lld features, the data has %lld", (long long)tr->ro.n_feat,
-                        (long long)F);
-        goto fail;
-    }
     if ((rc = sl_grads_init(&tr->g, tr->m->tensors, 1, 0, err))) goto fail;
     tr->decay = calloc(tr->g.n + 1, 1);
     if (!tr->decay) { rc = sl_err_set(err, SL_ENOMEM, "out of memory"); goto fail; }
@@ -944,19 +936,19 @@ static int ensure_rows(sl_trainer *tr, int64_t R, sl_err *err)
 {
     if ((size_t)R <= tr->cap_rows) return SL_OK;
     const sl_readout *r = &tr->ro;
-    free(tr->z); free(tr->dz); free(tr->dy); free(tr->hid); free(tr->dhid);
-    free(tr->xenc); free(tr->dxenc);
-    tr->xenc = tr->dxenc = NULL;
-    if (r->enc_w) {
-        tr->xenc = malloc((size_t)(R * r->n_model_in) * sizeof(float));
-        tr->dxenc = malloc((size_t)(R * r->n_model_in) * sizeof(float));
+    free(tr->z); free(tr->dz); free(tr->dy); free(tr->hid); free(tr->dhid); free(tr->xe); free(tr->dxe);
+    tr->xe = tr->dxe = NULL;
+    if (r->we && (!(tr->xe = malloc((size_t)(R * tr->m->n_in) * sizeof(float))) ||
+                  !(tr->dxe = malloc((size_t)(R * tr->m->n_in) * sizeof(float))))) {
+        tr->cap_rows = 0;
+        return sl_err_set(err, SL_ENOMEM, "out of memory for the training buffers");
     }
     tr->z = malloc((size_t)(R * r->n_out) * sizeof(float));
     tr->dz = malloc((size_t)(R * r->n_out) * sizeof(float));
     tr->dy = malloc((size_t)(R * r->n_in) * sizeof(float));
     tr->hid = malloc((size_t)(R * SL_MAX(1, r->n_hidden)) * sizeof(float));
     tr->dhid = malloc((size_t)(R * SL_MAX(1, r->n_hidden)) * sizeof(float));
-    if (!tr->z || !tr->dz || !tr->dy || !tr->hid || !tr->dhid || (r->enc_w && (!tr->xenc || !tr->dxenc))) {
+    if (!tr->z || !tr->dz || !tr->dy || !tr->hid || !tr->dhid) {
         tr->cap_rows = 0;
         return sl_err_set(err, SL_ENOMEM, "out of memory for the training buffers");
     }
@@ -1033,12 +1025,12 @@ int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
     if (rc) return rc;
     const int64_t T = tr->batch.T, R = B * T;
     if ((rc = ensure_rows(tr, R, err))) return rc;
-    const float *x = tr->batch.u;
-    if (tr->ro.enc_w) {
-        sl_encoder_forward_f32(&tr->ro, R, tr->batch.u, tr->xenc);
-        x = tr->xenc;
+    const float *xin = tr->batch.u;
+    if (tr->ro.we) {
+        encoder_forward_f32(&tr->ro, tr->m->n_in, R, tr->batch.u, tr->xe);
+        xin = tr->xe;
     }
-    if ((rc = sl_model_forward_tape(tr->m, B, T, x, &tr->tape, err))) return rc;
+    if ((rc = sl_model_forward_tape(tr->m, B, T, xin, &tr->tape, err))) return rc;
     const float *y = tr->tape.act[tr->m->n_layers];
     readout_forward_f32(&tr->ro, R, y, tr->hid, tr->z);
     sl_metrics mt;
@@ -1047,8 +1039,8 @@ int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
                                               (long long)s + 1, mt.loss);
     sl_grads_zero_f32(&tr->g);
     readout_backward_f32(&tr->ro, &tr->g, R, y, tr->hid, tr->dz, tr->dhid, tr->dy);
-    if ((rc = sl_model_backward(tr->m, &tr->tape, tr->dy, &tr->g, tr->ro.enc_w ? tr->dxenc : NULL, err))) return rc;
-    encoder_backward_f32(&tr->ro, &tr->g, R, tr->batch.u, tr->dxenc);
+    if ((rc = sl_model_backward(tr->m, &tr->tape, tr->dy, &tr->g, tr->ro.we ? tr->dxe : NULL, err))) return rc;
+    if (tr->ro.we) encoder_backward_f32(&tr->ro, &tr->g, tr->m->n_in, R, tr->batch.u, tr->dxe);
     const double sigma = sl_noise_sigma(o, s);
     if (sigma > 0)
         for (size_t i = 0; i < tr->g.n; i++) {
@@ -1086,7 +1078,6 @@ json_t *sl_trainer_metadata(const sl_trainer *tr, const json_t *train_cfg)
     json_object_set_new(tc, "readout", json_string(tr->ro.kind == SL_READOUT_MLP ? "mlp" : "linear"));
     if (tr->ro.kind == SL_READOUT_MLP) json_object_set_new(tc, "readout_hidden", json_integer(tr->ro.n_hidden));
     json_object_set_new(tc, "heads", json_integer(tr->ro.K));
-    if (tr->ro.enc_w) json_object_set_new(tc, "encoder", json_string("linear"));
     json_object_set_new(tc, "classes", json_integer(tr->task ? tr->task->C : tr->data->C));
     json_object_set_new(tc, "loss", json_string(tr->ro.loss == SL_LOSS_MSE ? "mse" : "ce"));
     json_object_set_new(tc, "steps_done", json_integer(tr->step));

@@ -1,21 +1,22 @@
 /*
 ** Training: a model, a readout, a loss, an optimiser and a task.
 **
-**   net       = [encoder] + the model's layer stack + a readout (linear, or an MLP with one
+**   net       = the model's layer stack + a readout (linear, or an MLP with one
 **               ReLU hidden layer) from the last layer's output to K heads of
 **               C outputs per step; the readout's tensors live in the model's
 **               tensor set as readout.weight / readout.bias (linear) or
 **               readout.0.weight, readout.0.bias, readout.2.weight,
 **               readout.2.bias (MLP, PyTorch's nn.Sequential(Linear, ReLU,
 **               Linear) names), role SL_ROLE_HEAD; families ignore them.
-**   encoder   = the trainer's input projection, for families whose layers take
-**               hidden_size features rather than the task's F (the families
-**               without an input_size option: the matrix-state blocks,
-**               Mamba): x = u W^T + b with encoder.weight [n_in, F] and
-**               encoder.bias [n_in] (nn.Linear names and initialisation),
-**               role SL_ROLE_EMBED, trained with the rest. A model file that
-**               has encoder.weight is evaluated through it (sl_readout_bind
-**               finds it); seqlab.train then says "encoder": "linear".
+**   encoder   = for families whose layers take their own width (d_model:
+**               lru, s4d, mamba, ...) rather than input_size, the trainer owns
+**               an input projection from the task's F features to the model's
+**               n_in: encoder.weight [n_in, F] and encoder.bias [n_in]
+**               (nn.Linear's names and initialisation), role SL_ROLE_EMBED,
+**               added when the family's model does not take F features itself
+**               (m->n_in != F). Evaluation, the gradient paths and `seqlab
+**               eval` apply it before the layer stack; the layer stack and
+**               every analysis of it are unchanged.
 **   loss      = cross-entropy over C classes per head (targets are class
 **               indices) or mean squared error (C = 1), averaged over the
 **               mask's 1s. Accuracy: argmax = target (CE), |y - target| < 0.5
@@ -66,23 +67,24 @@ typedef struct sl_readout {
     int64_t K, C;
     sl_loss_kind loss;
     const float *w1, *b1, *w2, *b2;  /* linear: w1 [n_out, n_in], b1; MLP: w1 [hid, n_in], b1, w2 [n_out, hid], b2 */
-    /* The input side: features the net takes (the model's n_in, or F through
-    ** the encoder), encoder.weight [model n_in, n_feat] and encoder.bias, or
-    ** NULL (no encoder). */
-    int64_t n_feat, n_model_in;
-    const float *enc_w, *enc_b;
+    /* The input side: the features a step of data has (n_feat), and the
+    ** trainer's input projection when the model has one (we [model n_in,
+    ** n_feat], be [model n_in]); we = NULL: the data go to the layers as they are. */
+    int64_t n_feat;
+    const float *we, *be;
 } sl_readout;
 
 /* Add fresh readout tensors to ts (PyTorch's nn.Linear initialisation,
 ** uniform(+-1/sqrt(fan_in)), from seed). */
 int sl_readout_init(sl_tensors *ts, sl_readout_kind kind, int64_t n_in, int64_t n_hidden, int64_t n_out, uint64_t seed,
                     sl_err *err);
-/* Add a fresh input projection encoder.weight [n_model_in, n_feat] and
-** encoder.bias [n_model_in] to ts (nn.Linear's initialisation, from seed). */
-int sl_encoder_init(sl_tensors *ts, int64_t n_feat, int64_t n_model_in, uint64_t seed, sl_err *err);
+/* Add a fresh input projection encoder.weight [n_model, n_feat] and
+** encoder.bias [n_model] to ts (nn.Linear's initialisation, from seed). */
+int sl_encoder_init(sl_tensors *ts, int64_t n_feat, int64_t n_model, uint64_t seed, sl_err *err);
+
 /* Find the readout tensors of m (shapes checked against n_in = m->n_out and
-** K * C) and mark them SL_ROLE_HEAD; the encoder's too when m has one
-** (encoder.weight [m->n_in, F], SL_ROLE_EMBED: r->n_feat = F). */
+** K * C) and mark them SL_ROLE_HEAD; and the input projection encoder.* when
+** present (shapes [m->n_in, F] and [m->n_in], role SL_ROLE_EMBED). */
 int sl_readout_bind(sl_readout *r, sl_model *m, sl_readout_kind kind, int64_t K, int64_t C, sl_loss_kind loss,
                     sl_err *err);
 
@@ -101,10 +103,6 @@ typedef struct sl_metrics {
     int64_t K;
     double head_acc[SL_TRAIN_MAX_HEADS], head_n[SL_TRAIN_MAX_HEADS];
 } sl_metrics;
-
-/* The encoder's output x [R, n_model_in] from the net's input u [R, n_feat]
-** (a copy when the net has no encoder). */
-void sl_encoder_forward_f32(const sl_readout *r, int64_t R, const float *u, float *x);
 
 /* Readout outputs z [B*T, K*C] against targets/mask [B*T, K]: fills m and,
 ** when dz is not NULL, dz = dL/dz. */
@@ -176,7 +174,7 @@ int  sl_dataset_save(const char *path, const sl_batch *b, const json_t *task_con
                      sl_err *err);
 
 /* ------------------------------------------------------------ evaluation */
-/* Forward pass of [encoder +] model + readout over a batch (inputs [B, T, F]) and its
+/* Forward pass of model + readout over a batch (inputs [B, T, F]) and its
 ** metrics. Allocates its own buffers. */
 int sl_eval_batch(const sl_model *m, const sl_readout *r, int64_t B, int64_t T, const float *u, const float *target,
                   const float *mask, sl_metrics *out, sl_err *err);
@@ -215,16 +213,16 @@ typedef struct sl_trainer {
     unsigned char *decay;
     gsl_rng      *rng_batch, *rng_eval, *rng_noise;
     float        *z, *dz, *dy, *hid, *dhid;
-    float        *xenc, *dxenc;  /* encoder output and its gradient [R, model n_in] (with an encoder) */
+    float        *xe, *dxe;     /* encoder output and its gradient (rows x model n_in), with an encoder */
     size_t        cap_rows;
     int64_t       step;
     int64_t       n_cur;        /* curriculum N */
 } sl_trainer;
 
 /* A fresh model of family fam (cfg: its options; input_size is set to the
-** task's or dataset's features, or, for a family without an input_size
-** option, an encoder projects them to its n_in) with a readout for the
-** task, ready to train.
+** task's or dataset's features) with a readout for the task, and an input
+** projection (encoder.*) when the family's model does not take that many
+** features (families sized by d_model), ready to train.
 ** cfg and task (or data) are borrowed; o is copied. freeze: NULL or a
 ** NULL-terminated list of tensor-name suffixes whose gradients are not kept. */
 int  sl_trainer_new(const sl_family *fam, json_t *cfg, sl_task *task, sl_dataset *data, const sl_train_opts *o,

@@ -3,15 +3,21 @@
 
 Prints one table: family, shape, seqlab time, PyTorch time, ratio (PyTorch / seqlab:
 above 1 means seqlab is faster), seqlab's GFLOP/s and its fraction of the sgemm peak
-measured in this run, and the peak resident memory of the seqlab process.
+measured in this run (OpenBLAS, whose Debian build runs AVX2 kernels on this CPU) and of
+the machine's FMA peak (independent multiply-adds in registers, widest ISA), the peak
+resident memory of the seqlab process, and how much the forward passes added to it
+(x and y are allocated and touched before; this is the kernels' workspace). After the
+table, a memory check: the same shapes at T and 4T must add the same (O(B * state)).
 
-Then training throughput: an LSTM (input 1, H = 128) with a linear readout trained on
-running parity of length 64, cross-entropy at every step, Adam(W) lr 1e-3 without decay,
-gradient norm clipped to 1, batch 64: sequences per second of seqlab (seqlab_bench train,
-the library's training step) and of the same model trained with PyTorch CPU, in this run.
-On CPUs with AVX-512 a second seqlab row runs with OPENBLAS_CORETYPE=SkylakeX, because
-OpenBLAS releases before 0.3.22 do not recognise AMD Zen 4/5 and run their AVX2 (Haswell)
-kernels there.
+Then the state-space rows (LSSL recurrence vs convolution, Mamba vs Hugging Face's slow
+path), the matrix-state rows (chunked vs recurrent vs a PyTorch chunked peer), training
+throughput: an LSTM (input 1, H = 128) with a linear readout trained on running parity of
+length 64, cross-entropy at every step, Adam(W) lr 1e-3 without decay, gradient norm
+clipped to 1, batch 64: sequences per second of seqlab (seqlab_bench train, the library's
+training step) and of the same model trained with PyTorch CPU, in this run. On CPUs with
+AVX-512 a second seqlab row runs with OPENBLAS_CORETYPE=SkylakeX, because OpenBLAS releases
+before 0.3.22 do not recognise AMD Zen 4/5 and run their AVX2 (Haswell) kernels there.
+Last, spectrum timings beside numpy.linalg.eigvals (bench_spectrum.py).
 Models are written by PyTorch (state dicts through safetensors) so both sides run the
 same weights. Results also go to bench/out/bench.json.
 """
@@ -186,8 +192,10 @@ def fmt_row(row, peak):
     gf = row.get("gflops")
     gfs = f"{gf:>8.1f}" if gf is not None else f"{'-':>8}"
     pk = f"{100 * gf / peak:>5.1f}%" if gf is not None else f"{'-':>6}"
+    fm = f"{100 * row['fma_frac']:>5.1f}%" if row.get("fma_frac") else f"{'-':>6}"
+    fw = f"{row['fwd_mb']:>7.1f}" if row.get("fwd_mb") is not None else f"{'-':>7}"
     return (f"{row['family']:<10} {row['shape']:<22} {ms(row['seqlab_s'])} {ms(row.get('torch_s'))} {ratio} {gfs} "
-            f"{pk} {row['peak_rss_mb']:>7.0f}  {row.get('note', '')}")
+            f"{pk} {fm} {row['peak_rss_mb']:>7.0f} {fw}  {row.get('note', '')}")
 
 
 # ---------------------------------------------------------------- training
@@ -213,6 +221,33 @@ def torch_train_seq_per_s(H, T, B, steps, repeat):
 
     t = best_time(lambda: [step() for _ in range(steps)], repeat=repeat, warmup=1)
     return steps * B / t
+
+
+TRAIN_MAMBA = dict(dm=32, N=16, T=64, B=32, steps=20)
+
+
+def torch_mamba_train_seq_per_s(dm, N, T, B, steps, repeat):
+    """The same model trained with PyTorch CPU: Hugging Face's slow path (torch_mamba.py) between an
+    input projection Linear(1, dm) and a readout Linear(dm, 2), Adam, clipping to 1."""
+    t, cfg = torch_mamba.mamba_weights(dm, N)
+    params = [v.clone().requires_grad_(True) for v in t.values()]
+    tp = dict(zip(t.keys(), params))
+    enc, ro = torch.nn.Linear(1, dm), torch.nn.Linear(dm, 2)
+    params += list(enc.parameters()) + list(ro.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+
+    def step():
+        u = torch.randint(0, 2, (B, T, 1)).float()
+        tgt = (torch.cumsum(u[..., 0], 1) % 2).long()
+        y = torch_mamba.forward(tp, cfg, enc(u))
+        loss = torch.nn.functional.cross_entropy(ro(y).reshape(-1, 2), tgt.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+
+    tm = best_time(lambda: [step() for _ in range(steps)], repeat=repeat, warmup=1)
+    return steps * B / tm
 
 
 def has_avx512():
@@ -243,6 +278,18 @@ def train_rows(a):
         rows.append(row)
         print(f"{row['family']:<32} {shape:<18} {r['seq_per_s']:>9.0f}/s {t_sps:>9.0f}/s {row['ratio']:>6.2f}x "
               f"{r['peak_rss_mb']:>7.0f}", flush=True)
+    # Mamba (d_state 16, the family's default) on the same task, through the trainer's input projection.
+    m = TRAIN_MAMBA
+    shape = f"d={m['dm']} N={m['N']} T={m['T']} B={m['B']}"
+    t_sps = torch_mamba_train_seq_per_s(m["dm"], m["N"], m["T"], m["B"], m["steps"], a.repeat)
+    out = subprocess.run([a.bench, "train", "mamba", str(m["dm"]), str(m["T"]), str(m["B"]), str(m["steps"]),
+                          str(a.threads), str(a.repeat)], check=True, capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    row = dict(family="mamba train", shape=shape, seqlab_seq_per_s=r["seq_per_s"], torch_seq_per_s=t_sps,
+               ratio=r["seq_per_s"] / t_sps, peak_rss_mb=r["peak_rss_mb"])
+    rows.append(row)
+    print(f"{row['family']:<32} {shape:<18} {r['seq_per_s']:>9.0f}/s {t_sps:>9.0f}/s {row['ratio']:>6.2f}x "
+          f"{r['peak_rss_mb']:>7.0f}", flush=True)
     return rows
 
 
@@ -251,18 +298,20 @@ def main():
     ap.add_argument("--bench", required=True)
     ap.add_argument("--seqlab", required=True)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", default="", help="comma-separated families to run (\"train\": the training row)")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", default="", help="comma-separated families to run (\"train\": the training rows, \"spectrum\": spectra)")
+    ap.add_argument("--repeat", type=int, default=5, help="best of this many runs, each side (shared machines are noisy)")
     a = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     only = set(a.only.split(",")) if a.only else None
     peak = run_c([a.bench, "sgemm", "2048", str(a.threads)])
-    print(f"sgemm peak (n=2048, {a.threads} threads): {peak['gflops']:.1f} GFLOP/s   torch {torch.__version__}")
+    fpk = run_c([a.bench, "fmapeak", str(a.threads)])
+    print(f"sgemm peak (n=2048, {a.threads} threads): {peak['gflops']:.1f} GFLOP/s   "
+          f"FMA peak ({fpk.get('lanes', 0)} lanes): {fpk['gflops']:.1f} GFLOP/s   torch {torch.__version__}")
     rows = []
     hdr = (f"{'family':<10} {'shape':<22} {'seqlab':>10} {'pytorch':>10} {'ratio':>7} {'GFLOP/s':>8} {'%peak':>6} "
-           f"{'RSS MB':>7}  note")
+           f"{'%fma':>6} {'RSS MB':>7} {'fwd MB':>7}  note")
     print(hdr)
     print("-" * len(hdr))
     for fam, shape, make, B, T in CASES:
@@ -273,10 +322,29 @@ def main():
         r = run_c([a.bench, "forward", path, str(B), str(T), str(a.threads), "0", str(a.repeat)])
         t_sl = r["seconds"]
         gf = flops / t_sl * 1e-9
+        fwd_mb = r["peak_rss_mb"] - r["rss_before_mb"]
         row = dict(family=fam, shape=shape, seqlab_s=t_sl, torch_s=t_torch, ratio=t_torch / t_sl, gflops=gf,
-                   peak_frac=gf / peak["gflops"], peak_rss_mb=r["peak_rss_mb"])
+                   peak_frac=gf / peak["gflops"], fma_frac=gf / fpk["gflops"] if fpk["gflops"] else 0,
+                   peak_rss_mb=r["peak_rss_mb"], fwd_mb=fwd_mb)
         rows.append(row)
         print(fmt_row(row, peak["gflops"]), flush=True)
+    # Memory check: the forward's workspace must not grow with T (no states kept).
+    mem = []
+    for fam in ("rnn", "lstm", "gru"):
+        if only and fam not in only:
+            continue
+        path = os.path.join(OUT, f"{fam}_H1024.bin")
+        if not os.path.exists(path):
+            continue
+        got = []
+        for T in (200, 800):
+            r = run_c([a.bench, "forward", path, "32", str(T), str(a.threads), "0", "1"])
+            got.append((T, r["peak_rss_mb"], r["peak_rss_mb"] - r["rss_before_mb"]))
+        ok = abs(got[1][2] - got[0][2]) < 1.0
+        mem.append(dict(family=fam, runs=got, independent_of_T=ok))
+        print(f"memory {fam} H=1024 B=32: " + ", ".join(f"T={T}: RSS {p:.0f} MB, forward added {d:.1f} MB"
+                                                       for T, p, d in got)
+              + ("  (independent of T)" if ok else "  (GROWS WITH T)"), flush=True)
     if not only or "lssl" in only:
         for row in lssl_rows(a, a.seqlab, a.bench):
             rows.append(row)
@@ -336,11 +404,6 @@ def main():
                          chunked_speedup=rr["seconds"] / rc["seconds"]))
         print(f"{fam:<16} {form:<8} {'B=4 H=4 T=4096 C=' + str(rc['chunk']):<22} {rc['seconds']*1e3:>8.1f}ms "
               f"{rr['seconds']*1e3:>8.1f}ms {rr['seconds']/rc['seconds']:>6.2f}x", flush=True)
-    if not only or "spectrum" in only:
-        import bench_spectrum
-        rows += bench_spectrum.run(a.seqlab, a.threads)
-        print(f"{fam:<10} {shape:<22} {t_sl*1e3:>8.1f}ms {t_torch*1e3:>8.1f}ms {row['ratio']:>6.2f}x {gf:>8.1f} "
-              f"{100*row['peak_frac']:>5.1f}% {r['peak_rss_mb']:>7.0f}", flush=True)
     train = []
     if not only or "train" in only:
         print()
@@ -348,8 +411,13 @@ def main():
         print(hdr)
         print("-" * len(hdr))
         train = train_rows(a)
+    spectra = []
+    if not only or "spectrum" in only:
+        import bench_spectrum
+        spectra = bench_spectrum.run(a.seqlab, a.threads)
     with open(os.path.join(OUT, "bench.json"), "w") as f:
-        json.dump({"sgemm_peak_gflops": peak["gflops"], "threads": a.threads, "rows": rows, "train": train}, f, indent=1)
+        json.dump({"sgemm_peak_gflops": peak["gflops"], "fma_peak_gflops": fpk["gflops"], "threads": a.threads,
+                   "rows": rows, "memory": mem, "train": train, "spectrum": spectra}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,13 @@
 ** Python driver (bench/bench.py) chooses, and prints one JSON object per line.
 **
 **   seqlab_bench sgemm N [threads]             best GFLOP/s of an N x N x N sgemm
+**   seqlab_bench fmapeak [threads]             the machine's float FMA peak: independent
+**                                              multiply-adds in registers, widest ISA
 **   seqlab_bench forward MODEL B T [threads] [algo] [repeat]
 **                                              best seconds of a forward pass on random input,
-**                                              and the peak resident memory of the process
+**                                              the peak resident memory of the process, and
+**                                              how much the forward passes added to it
+**                                              (x and y are allocated and touched before)
 **   seqlab_bench scan FORM B H T D [threads] [algo] [repeat] [chunk]
 **                                              best seconds of the matrix-state scan alone
 **                                              (kernels/matstate.c) over B x H heads of d_k = d_v = D;
@@ -14,8 +18,10 @@
 **                                              training throughput (sequences per second) on
 **                                              running parity of length T: the best of `repeat`
 **                                              runs of STEPS AdamW steps (clip 1, lr 1e-3) after
-**                                              two warm-up steps, linear readout, loss at every step
+**                                              two warm-up steps, linear readout, loss at every step;
+**                                              H is d_model for families sized by it (mamba, lru, s4d)
 */
+#include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +66,42 @@ static int bench_sgemm(int64_t n, int threads)
     return 0;
 }
 
+/* 12 independent FMA chains per thread: enough to cover latency x pipes. */
+#define FMA_LOOP(T, SET1, FMADD, LANES)                                                       \
+    {                                                                                         \
+        T a[12], x = SET1(0.9999f), y = SET1(1e-5f);                                          \
+        for (int i = 0; i < 12; i++) a[i] = SET1((float)i * 1e-3f);                           \
+        for (long k = 0; k < n; k++)                                                          \
+            for (int i = 0; i < 12; i++) a[i] = FMADD(a[i], x, y);                            \
+        float s = 0, tmp[LANES];                                                              \
+        for (int i = 0; i < 12; i++) {                                                        \
+            memcpy(tmp, &a[i], sizeof tmp);                                                   \
+            s += tmp[0];                                                                      \
+        }                                                                                     \
+        return s;                                                                             \
+    }
+__attribute__((target("avx512f"), optimize("O3"))) static float fma512(long n) FMA_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, 16)
+__attribute__((target("avx2,fma"), optimize("O3"))) static float fma256(long n) FMA_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, 8)
+
+static int bench_fmapeak(int threads)
+{
+    __builtin_cpu_init();
+    const int w = __builtin_cpu_supports("avx512f") ? 16 : __builtin_cpu_supports("fma") ? 8 : 0;
+    if (!w) { printf("{\"what\": \"fmapeak\", \"gflops\": 0}\n"); return 0; }
+    const long n = 20000000;
+    double best = 1e30;
+    float sink = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = sl_now();
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+        sink += w == 16 ? fma512(n) : fma256(n);
+        best = SL_MIN(best, sl_now() - t0);
+    }
+    printf("{\"what\": \"fmapeak\", \"threads\": %d, \"lanes\": %d, \"gflops\": %.4g, \"sink\": %g}\n", threads, w,
+           2.0 * 12 * w * (double)n * threads / best * 1e-9, (double)sink);
+    return 0;
+}
+
 static int bench_forward(const char *path, int64_t B, int64_t T, int threads, int algo, int repeat)
 {
     sl_set_threads(threads);
@@ -72,6 +114,7 @@ static int bench_forward(const char *path, int64_t B, int64_t T, int threads, in
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         x[i] = (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
     }
+    memset(y, 0xff, (size_t)(B * T * m->n_out) * sizeof *y);   /* touched (not 0: GCC would make it calloc) */
     double rss0 = peak_rss_mb();
     double best = 1e30;
     for (int r = 0; r < repeat; r++) {
@@ -128,13 +171,20 @@ static int bench_scan(const char *form, int64_t B, int64_t H, int64_t T, int64_t
            (long long)T, (long long)D, threads, algo, (long long)C, best, (double)o[n * T * D - 1]);
     free(q); free(k); free(v); free(g); free(b); free(o); free(S); free(work);
     return 0;
+}
+
 static int bench_train(const char *family, int64_t H, int64_t T, int64_t B, int64_t steps, int threads, int repeat)
 {
     sl_set_threads(threads);
     sl_err err = { 0 };
     const sl_family *fam = sl_family_find(family);
     if (!fam) { fprintf(stderr, "unknown family %s\n", family); return 2; }
-    json_t *topts = json_pack("{s:I}", "length", (json_int_t)T), *fcfg = json_pack("{s:I}", "hidden_size", (json_int_t)H);
+    /* H is the width: hidden_size, or d_model for the families sized by it (lru, s4d, mamba, ...: the
+    ** trainer adds its input projection); their other options at their defaults. */
+    int by_dm = 0;
+    for (const sl_config_key *k = fam->keys; k && k->name; k++) by_dm |= !strcmp(k->name, "d_model");
+    json_t *topts = json_pack("{s:I}", "length", (json_int_t)T),
+           *fcfg = json_pack("{s:I}", by_dm ? "d_model" : "hidden_size", (json_int_t)H);
     json_t *rcfg = json_pack("{s:I, s:I, s:f, s:f, s:s, s:I}", "steps", (json_int_t)(steps + 2), "batch", (json_int_t)B,
                              "lr", 1e-3, "clip", 1.0, "schedule", "constant", "eval_every", (json_int_t)0);
     sl_task *task = NULL;
@@ -180,10 +230,11 @@ int main(int argc, char **argv)
                            argc > 7 ? atoi(argv[7]) : 2, argc > 8 ? atoi(argv[8]) : 1);
     if (argc >= 3 && strcmp(argv[1], "sgemm") == 0)
         return bench_sgemm(atoll(argv[2]), argc > 3 ? atoi(argv[3]) : 2);
+    if (argc >= 2 && strcmp(argv[1], "fmapeak") == 0) return bench_fmapeak(argc > 2 ? atoi(argv[2]) : 2);
     if (argc >= 5 && strcmp(argv[1], "forward") == 0)
         return bench_forward(argv[2], atoll(argv[3]), atoll(argv[4]), argc > 5 ? atoi(argv[5]) : 2,
                              argc > 6 ? atoi(argv[6]) : 0, argc > 7 ? atoi(argv[7]) : 3);
-    fprintf(stderr, "usage: seqlab_bench sgemm N [threads] | forward MODEL B T [threads] [algo] [repeat]\n"
+    fprintf(stderr, "usage: seqlab_bench sgemm N [threads] | fmapeak [threads] | forward MODEL B T [threads] [algo] [repeat]\n"
                     "       seqlab_bench scan FORM B H T D [threads] [algo] [repeat] [chunk]\n"
                     "       seqlab_bench train FAMILY H T B STEPS [threads] [repeat]\n");
     return 2;

@@ -153,7 +153,14 @@ static int render_timescales(sqlite3 *h, const sl_run_record *r, sl_figure **fig
     char stem[256], title[512];
     snprintf(title, sizeof title, "%s: %s timescales", stem_of(r, stem, sizeof stem), r->model_family ? r->model_family : "model");
     if (first >= L) { rc = sl_err_set(err, SL_EINVAL, "run %lld stores no timescales", (long long)r->id); goto done; }
-    rc = sl_timescales_figure(last - first + 1, kinds + first, (const double *const *)mode + first, nm + first,
+    /* Panel titles: "layer l (kind)". */
+    char ttl[64][64];
+    const char *titles[64];
+    for (int q = 0; q < (last - first + 1) && q < 64; q++) {
+        snprintf(ttl[q], sizeof ttl[q], "layer %d (%s)", first + q, kinds[first + q] ? kinds[first + q] : "?");
+        titles[q] = ttl[q];
+    }
+    rc = sl_timescales_figure(last - first + 1, titles, (const double *const *)mode + first, nm + first,
                               (const double *const *)single + first, ns + first, (const double *const *)net + first,
                               nn + first, title, fig, err);
 done:

@@ -1,5 +1,8 @@
 /*
 ** seqlab run MODEL --input u.safetensors [-o out.safetensors]: the forward pass.
+** --device cuda runs it on the CUDA backend (kernels/cuda/) where the
+** families have one; any reason it cannot (not built, a family without a
+** CUDA path, no device) is an error with exit status 2.
 **
 ** Reads u [B, T, input_size] (or [T, input_size]), runs the layer stack and
 ** writes y [B, T, output] and the final state of every layer: for each state
@@ -103,18 +106,22 @@ static int run_run(sl_cli *c, int argc, char **argv)
     static const struct option opts[] = {
         { "input", required_argument, 0, 'i' }, { "output", required_argument, 0, 'o' },
         { "threads", required_argument, 0, 't' }, { "algo", required_argument, 0, 'a' },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "device", required_argument, 0, 'd' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     const char *input = NULL, *output = NULL;
-    int algo = 0, ch;
+    int algo = 0, device = SL_DEVICE_CPU, ch;
+    sl_err derr = { 0 };
     long long threads = 0;
     optind = 0;
-    while ((ch = cli_getopt(c, argc, argv, "i:o:t:a:h", opts)) != -1) {
+    while ((ch = cli_getopt(c, argc, argv, "i:o:t:a:d:h", opts)) != -1) {
         switch (ch) {
         case 'i': input = optarg; break;
         case 'o': output = optarg; break;
         case 't': if (cli_parse_int(c, "--threads", optarg, 1, 1024, &threads)) return 2; break;
         case 'a': if (parse_algo(c, optarg, &algo)) return 2; break;
+        case 'd':
+            if (sl_device_parse(optarg, &device, &derr)) return cli_error(c, 2, "--device: %s", derr.msg);
+            break;
         case 'h': printf("%s\n", sl_cli_find("run")->help); return 0;
         default: return 2;
         }
@@ -122,6 +129,13 @@ static int run_run(sl_cli *c, int argc, char **argv)
     if (cli_positional(c, argc, argv, 1, "MODEL")) return 2;
     if (!input) return cli_error(c, 2, "missing --input u.safetensors");
     if (threads) cli_set_threads((int)threads);
+    /* A build without the backend fails before any file is read; whether the
+    ** model's families have a CUDA path and a device is present is checked
+    ** by the forward pass, in that order, before it runs anything. */
+    if (!sl_device_built(device)) {
+        sl_device_check(device, &derr);
+        return cli_error(c, 2, "--device %s: %s", sl_device_name(device), derr.msg);
+    }
     sl_err err = { 0 };
     sl_model *m = NULL;
     sl_input in = { 0 };
@@ -144,7 +158,10 @@ static int run_run(sl_cli *c, int argc, char **argv)
             goto done;
         }
     double t0 = sl_now();
-    if (sl_model_forward(m, in.B, in.T, in.u, y, carries, algo, &err)) { rc = cli_fail(c, &err); goto done; }
+    if (sl_model_forward_dev(m, in.B, in.T, in.u, y, carries, algo, device, &err)) {
+        rc = cli_fail(c, &err);
+        goto done;
+    }
     double dt = sl_now() - t0;
     if (output) {
         if (write_outputs(m, output, in.B, in.T, y, carries, &err)) { rc = cli_fail(c, &err); goto done; }
@@ -193,7 +210,8 @@ const sl_command sl_cmd_run = {
     .name = "run",
     .run = run_run,
     .summary = "run a model's forward pass on an input file",
-    .help = "usage: seqlab run MODEL --input u.safetensors [-o out.safetensors] [--threads N] [--algo A]\n\n"
+    .help = "usage: seqlab run MODEL --input u.safetensors [-o out.safetensors] [--threads N] [--algo A]\n"
+            "                 [--device cpu|cuda]\n\n"
             "Reads tensor u [B, T, input_size] (or [T, input_size]) and runs every layer. With -o, writes\n"
             "y [B, T, output] and the final states (h_n, c_n, ... stacked over layers as PyTorch returns\n"
             "them); without -o, prints a summary of the output and the final states.\n\n"
@@ -201,5 +219,8 @@ const sl_command sl_cmd_run = {
             "  -i, --input FILE    safetensors file with tensor u (required)\n"
             "  -o, --output FILE   where to write y and the final states\n"
             "  -t, --threads N     threads for OpenMP and BLAS (default: OMP_NUM_THREADS or all cores)\n"
-            "  -a, --algo A        auto (default), recurrent, chunked, conv, or reference (plain loops)\n",
+            "  -a, --algo A        auto (default), recurrent, chunked, conv, or reference (plain loops)\n"
+            "  -d, --device D      cpu (default) or cuda: the recurrent kernels of rnn, lstm and gru, and\n"
+            "                      the scans of mamba and the matrix-state families, on the GPU (a build\n"
+            "                      with make CUDA=1 and a CUDA device; auto / recurrent algorithms only)\n",
 };

@@ -82,7 +82,8 @@ static void train_help_extra(void)
 {
     printf("\ntraining options:\n");
     cli_print_keys(sl_train_keys(), NULL);
-    printf("\nmodel options (--family F; input_size is the task's feature count):\n");
+    printf("\nmodel options (--family F; input_size is the task's feature count; families sized by d_model get an\n"
+           "input projection encoder.* from the task's features):\n");
     for (size_t i = 0; i < sl_family_count(); i++) {
         const sl_family *f = sl_family_at(i);
         printf("  --family %s: %s\n", f->name, f->summary);
@@ -426,9 +427,10 @@ const sl_command sl_cmd_train = {
         "(--curriculum single|multi, for parity and dms: N starts at --n-start and grows by one when the\n"
         "evaluation accuracy passes --threshold; single trains one head on the current N, multi one head\n"
         "per N' <= N at once). Families with gradients: rnn (with --leaky: tau trained too, kept >= 1),\n"
-        "lstm, gru, delta_net (with or without --allow-neg-eigval), gla. Families without an input_size\n"
-        "option (delta_net, gla) take hidden_size features: the trainer puts a linear encoder in front\n"
-        "(encoder.weight [hidden_size, features], encoder.bias), trained with the rest.\n\n"
+        "lstm, gru, lru, s4d, mamba (both --eig-range), delta_net (with or without --allow-neg-eigval),\n"
+        "gla. Families sized by their own width (--d-model; --hidden-size for delta_net and gla) get an\n"
+        "input projection from the task's features, encoder.weight [width, F] and encoder.bias, trained\n"
+        "with the rest and applied by seqlab eval.\n\n"
         "The model is written atomically with seqlab.family, seqlab.config, seqlab.task (the task's\n"
         "options; N where a curriculum ended) and seqlab.train (every training option, the readout, heads,\n"
         "classes, loss, steps done) in its metadata; the readout's tensors are readout.weight and\n"

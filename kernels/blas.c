@@ -8,6 +8,15 @@
 ** LSTM step loop ran 5x slower with both pools active on 2 cores). Large GEMMs
 ** are split over OpenMP threads here instead, by column blocks, each thread
 ** calling the single-threaded BLAS on its block.
+**
+** openblas_set_num_threads(1) alone is not enough: the pthread build starts
+** its worker threads when the library loads, and an idle worker spins on
+** sched_yield for ~2^28 cycles after start (and after each job) before it
+** sleeps. Measured with perf on a 100 ms LSTM forward: a quarter of the
+** samples were that spinning. So the policy also shuts the pool down
+** (blas_thread_shutdown_, exported by OpenBLAS; OpenBLAS starts it again if a
+** threaded call ever needs it). The first call of any function here applies
+** the policy; sl_get_threads() is how other kernels make sure it happened.
 */
 #include <cblas.h>
 #include <omp.h>
@@ -17,11 +26,18 @@
 
 static int blas_single_threaded;
 
+/* OpenBLAS's own, not in cblas.h; weak so another BLAS links too. */
+extern void blas_thread_shutdown_(void) __attribute__((weak));
+
 static void ensure_policy(void)
 {
     if (!blas_single_threaded) {
-        openblas_set_num_threads(1);
-        blas_single_threaded = 1;
+#pragma omp critical(sl_blas_policy)
+        if (!blas_single_threaded) {
+            openblas_set_num_threads(1);
+            if (blas_thread_shutdown_) blas_thread_shutdown_();
+            blas_single_threaded = 1;
+        }
     }
 }
 
@@ -89,4 +105,8 @@ void sl_set_threads(int n)
     if (n > 0) omp_set_num_threads(n);
 }
 
-int sl_get_threads(void) { return omp_get_max_threads(); }
+int sl_get_threads(void)
+{
+    ensure_policy();
+    return omp_get_max_threads();
+}

@@ -44,6 +44,8 @@ typedef enum sl_cell_kind {
     SL_CELL_GRU        /* gates r, z, n;    carry [h]    */
 } sl_cell_kind;
 
+typedef struct sl_rnn_packed sl_rnn_packed;   /* kernels/rnn_fused.c */
+
 /* Weights of one PyTorch-style recurrent layer. Not owned. */
 typedef struct sl_rnn_weights {
     sl_cell_kind cell;
@@ -54,20 +56,52 @@ typedef struct sl_rnn_weights {
     const float *b_hh;      /* [G*H] or NULL */
     const float *alpha;     /* leaky RNN: 1/tau per unit [H], or NULL */
     const float *tau;       /* leaky RNN: tau itself (for the double-precision reference), or NULL */
+    const sl_rnn_packed *packed;   /* the same weights packed by sl_rnn_pack (the layer owns it), or
+                                   ** NULL: sl_rnn_forward then packs them for the call */
 } sl_rnn_weights;
 
 /* Gate multiple of a cell (1, 4, 3) and floats carried per sequence (H or 2H). */
 int     sl_cell_gates(sl_cell_kind cell);
 int64_t sl_cell_carry(sl_cell_kind cell, int64_t H);
 
-/* Forward pass over x [B, T, in] -> y [B, T, H]. carry [B, nc] is the start
-** state in and the final state out (NULL: zeros, discarded); states [B, T, nc]
-** receives every carry (or NULL). Inputs are projected a chunk of steps at a
-** time so memory stays O(B * chunk * G * H) whatever T is. */
+/* Pack w's weights for the fused kernels (gate-interleaved tiles, folded
+** biases; see rnn_fused.c). Done once per layer; the result does not point
+** into w. Free with sl_rnn_packed_free (NULL is fine). */
+int  sl_rnn_pack(const sl_rnn_weights *w, sl_rnn_packed **out, sl_err *err);
+/* Refill p (packed from weights of the same shapes) from w's current values,
+** in place: after an optimiser step changed the tensors w points into. */
+void sl_rnn_repack(const sl_rnn_weights *w, sl_rnn_packed *p);
+void sl_rnn_packed_free(sl_rnn_packed *p);
+
+/* Forward pass over x [B, T, in] -> y [B, T, H] (y may be NULL). carry
+** [B, nc] is the start state in and the final state out (NULL: zeros,
+** discarded); states [B, T, nc] receives every carry (or NULL). Inputs are
+** projected a chunk of steps at a time so memory stays O(B * chunk * G * H)
+** whatever T is. Uses w->packed (or packs for the call), the best ISA of the
+** CPU and sl_get_threads() OpenMP threads. */
 int sl_rnn_forward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, float *y, float *carry,
                    float *states, sl_err *err);
+/* Tuning of sl_rnn_forward, for tests and the bench: steps with fewer than
+** min_step_fma multiply-adds run on one thread (default 65536; negative:
+** default); mode 0 chooses, 1 forces splitting units over threads (they
+** meet every step), 2 splitting sequences. */
+void sl_rnn_set_tuning(double min_step_fma, int mode);
 /* The plain reference: one step at a time, loops only. Same contract. */
 int sl_rnn_forward_ref(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, float *y, float *carry,
                        float *states, sl_err *err);
+
+/* ------------------------------------------------------------ ISA dispatch
+** The fused kernels are compiled for AVX-512, AVX2+FMA and the x86-64-v2
+** baseline; the best the CPU has is used unless one is forced (tests, bench). */
+typedef enum sl_isa { SL_ISA_AUTO = 0, SL_ISA_GENERIC, SL_ISA_AVX2, SL_ISA_AVX512 } sl_isa;
+sl_isa      sl_kernels_isa(void);                 /* the one in use */
+int         sl_kernels_set_isa(sl_isa isa);       /* SL_EUNSUP if the CPU lacks it; AUTO: detect */
+const char *sl_kernels_isa_name(sl_isa isa);
+
+/* Vectorised exp, tanh and sigmoid of the fused cells, on arrays (for tests):
+** error bounds in kernels/vecmath.h (a few ulp relative). */
+void sl_vexpf(int64_t n, const float *x, float *y);
+void sl_vtanhf(int64_t n, const float *x, float *y);
+void sl_vsigmoidf(int64_t n, const float *x, float *y);
 
 #endif

@@ -47,4 +47,26 @@ void sl_causal_conv1d_f32(int64_t B, int64_t T, int64_t C, int64_t k, const floa
 void sl_causal_conv1d_step_f64(int64_t C, int64_t k, const double *hist, const double *x, const float *w,
                                const float *bias, double *y, double *hist_next);
 
+/* ------------------------------------------------------------ backward (training)
+** kernels/nn_backward.c, one source for float and double. Weights stay the
+** model's float tensors in both; gradients of parameters are ADDED (NULL: not
+** wanted), gradients of inputs are written. */
+
+/* RMSNorm: dy [M, d] -> dx [M, d]; dw [d] += sum over rows of dy . x / rms. */
+void sl_rmsnorm_backward_f32(int64_t M, int64_t d, const float *x, const float *w, float eps, const float *dy,
+                             float *dx, float *dw);
+void sl_rmsnorm_backward_f64(int64_t M, int64_t d, const double *x, const float *w, double eps, const double *dy,
+                             double *dx, double *dw);
+
+/* Causal depthwise conv1d (sl_causal_conv1d_f32's contract) with leading
+** dimensions: x [B, T, ldx] and dy [B, T, lddy] (C channels each), hist
+** [B, k-1, C] the history before t = 0 (NULL: zeros). Writes dx [B, T, lddx]
+** and dhist [B, k-1, C] (NULL: not wanted); adds dw [C, k] and dbias [C]. */
+void sl_causal_conv1d_backward_f32(int64_t B, int64_t T, int64_t C, int64_t k, const float *x, int64_t ldx,
+                                   const float *w, const float *hist, const float *dy, int64_t lddy, float *dx,
+                                   int64_t lddx, float *dw, float *dbias, float *dhist);
+void sl_causal_conv1d_backward_f64(int64_t B, int64_t T, int64_t C, int64_t k, const double *x, int64_t ldx,
+                                   const float *w, const double *hist, const double *dy, int64_t lddy, double *dx,
+                                   int64_t lddx, double *dw, double *dbias, double *dhist);
+
 #endif

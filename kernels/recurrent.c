@@ -1,16 +1,8 @@
 /*
-** The gated recurrent driver shared by the rnn, lstm and gru families.
-**
-** For each chunk of steps the inputs are projected in one GEMM (per sequence,
-** or one GEMM for the whole batch when the chunk is the whole sequence),
-** with the input bias and every recurrent bias that is not inside GRU's reset
-** product folded in beforehand. Each step then does one GEMM (GEMV for batch 1)
-** of the previous hidden state with W_hh and one fused pass over the gate
-** pre-activations that applies the nonlinearities and updates the carry in
-** place. No allocation happens inside the time loop.
-**
-** sl_rnn_forward_ref is the plain reference: the same mathematics with loops,
-** for the tests.
+** The plain reference forward pass of the gated recurrent families (rnn, lstm,
+** gru): one sequence, one step, one gate row at a time, libm's tanhf/expf,
+** no packing, no threads. It is what the optimised kernels of rnn_fused.c are
+** tested against (tests/test_kernels.c) and what SL_ALGO_REFERENCE runs.
 */
 #include <math.h>
 #include <stdlib.h>
@@ -68,68 +60,6 @@ static inline void cell_update(const sl_rnn_weights *w, const float *gx, const f
         }
         break;
     }
-}
-
-/* Input bias with the recurrent biases that can be folded in. */
-static void folded_bias(const sl_rnn_weights *w, float *bx)
-{
-    const int64_t G = sl_cell_gates(w->cell), GH = G * w->H;
-    for (int64_t k = 0; k < GH; k++) {
-        float b = w->b_ih ? w->b_ih[k] : 0.0f;
-        int inside_reset = (w->cell == SL_CELL_GRU && k >= 2 * w->H);
-        if (w->b_hh && !inside_reset) b += w->b_hh[k];
-        bx[k] = b;
-    }
-}
-
-int sl_rnn_forward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, float *y, float *carry,
-                   float *states, sl_err *err)
-{
-    const int64_t H = w->H, G = sl_cell_gates(w->cell), GH = G * H, nc = sl_cell_carry(w->cell, H), in = w->in;
-    if (B == 0 || T == 0) return SL_OK;
-    /* Chunk of steps whose projected inputs are held at once (~8 MB). */
-    int64_t Tc = (int64_t)(1 << 21) / SL_MAX(1, B * GH);
-    Tc = SL_MAX(8, SL_MIN(Tc, T));
-    if (Tc > T) Tc = T;
-    float *bx = malloc((size_t)GH * sizeof *bx), *gx = malloc((size_t)(B * Tc * GH) * sizeof *gx),
-          *gh = malloc((size_t)(B * GH) * sizeof *gh),
-          *own = carry ? NULL : calloc((size_t)(B * nc), sizeof(float));
-    if (!bx || !gx || !gh || (!carry && !own)) {
-        free(bx); free(gx); free(gh); free(own);
-        return sl_err_set(err, SL_ENOMEM, "out of memory for the recurrent workspace");
-    }
-    float *cr = carry ? carry : own;
-    folded_bias(w, bx);
-    const float *bhn = (w->cell == SL_CELL_GRU && w->b_hh) ? w->b_hh + 2 * H : NULL;
-    for (int64_t t0 = 0; t0 < T; t0 += Tc) {
-        const int64_t tc = SL_MIN(Tc, T - t0);
-        /* gx[b, s, :] = x[b, t0 + s, :] W_ih^T + bx */
-        for (int64_t r = 0; r < B * tc; r++) memcpy(gx + r * GH, bx, (size_t)GH * sizeof *gx);
-        if (tc == T) {
-            sl_sgemm(0, 1, B * T, GH, in, 1.0f, x, in, w->w_ih, in, 1.0f, gx, GH);
-        } else {
-            for (int64_t b = 0; b < B; b++)
-                sl_sgemm(0, 1, tc, GH, in, 1.0f, x + (b * T + t0) * in, in, w->w_ih, in, 1.0f, gx + b * tc * GH, GH);
-        }
-        for (int64_t s = 0; s < tc; s++) {
-            const int64_t t = t0 + s;
-            /* gh = h W_hh^T (h rows have stride nc inside the carry) */
-            if (B == 1) sl_sgemv(0, GH, H, 1.0f, w->w_hh, H, cr, 0.0f, gh);
-            else sl_sgemm(0, 1, B, GH, H, 1.0f, cr, nc, w->w_hh, H, 0.0f, gh, GH);
-#pragma omp parallel for if (B * GH >= 32768) schedule(static)
-            for (int64_t b = 0; b < B; b++) {
-                float *h = cr + b * nc;
-                cell_update(w, gx + (b * tc + s) * GH, gh + b * GH, bhn, h, w->cell == SL_CELL_LSTM ? h + H : NULL);
-                if (y) memcpy(y + (b * T + t) * H, h, (size_t)H * sizeof *y);
-                if (states) memcpy(states + (b * T + t) * nc, h, (size_t)nc * sizeof *states);
-            }
-        }
-    }
-    free(bx);
-    free(gx);
-    free(gh);
-    free(own);
-    return SL_OK;
 }
 
 int sl_rnn_forward_ref(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, float *y, float *carry,

@@ -11,7 +11,16 @@ int sl_layer_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
 {
     if (!L->ops->forward) return sl_err_set(err, SL_EUNSUP, "layer %d (%s): no forward pass", L->index, L->kind);
     if (f->B < 0 || f->T < 0) return sl_err_set(err, SL_EINVAL, "negative batch or length");
-    int rc = L->ops->forward(L, f, err);
+    int rc;
+    if (f->device != SL_DEVICE_CPU) {
+        /* Build, then family, then device: the first missing one is the reason. */
+        if (!sl_device_built(f->device)) return sl_device_check(f->device, err);
+        if (!(L->flags & SL_LAYER_CUDA))
+            return sl_err_set(err, SL_EUNSUP, "layer %d (%s): the %s family has no CUDA path (use --device cpu)",
+                              L->index, L->kind, L->kind);
+        if ((rc = sl_device_check(f->device, err))) return rc;
+    }
+    rc = L->ops->forward(L, f, err);
     if (rc) sl_err_prefix(err, "layer %d (%s)", L->index, L->kind);
     return rc;
 }

@@ -20,6 +20,7 @@
 
 #include <stdint.h>
 
+#include "device.h"
 #include "err.h"
 #include "linsys.h"
 
@@ -51,6 +52,7 @@ typedef struct sl_fwd {
     float       *states;     /* [B, T, n_carry]: the carry after every step, or NULL */
     int          algo;       /* SL_ALGO_* */
     int64_t      chunk;      /* chunk length for chunked/conv algorithms; 0 = family default */
+    int          device;     /* SL_DEVICE_CPU (0, default) or SL_DEVICE_CUDA (layers flagged SL_LAYER_CUDA) */
 } sl_fwd;
 
 typedef struct sl_layer sl_layer;
@@ -116,7 +118,8 @@ enum {
     SL_LAYER_LTI       = 1u << 0,  /* A, B, C, D do not depend on the point */
     SL_LAYER_LINEAR    = 1u << 1,  /* update is linear in the state (linsys is exact) */
     SL_LAYER_SELECTIVE = 1u << 2,  /* A_t, B_t depend on the input */
-    SL_LAYER_MATRIX    = 1u << 3   /* matrix-valued state per head */
+    SL_LAYER_MATRIX    = 1u << 3,  /* matrix-valued state per head */
+    SL_LAYER_CUDA      = 1u << 4   /* forward has a CUDA path (sl_fwd.device = SL_DEVICE_CUDA) */
 };
 
 struct sl_layer {

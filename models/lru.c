@@ -35,7 +35,9 @@
 #include <string.h>
 
 #include "family.h"
+#include "grad.h"
 #include "kernels.h"
+#include "scan_backward.h"
 #include "ssm.h"
 #include "util.h"
 
@@ -43,10 +45,43 @@
 
 typedef struct lru_layer {
     int64_t H, N;
+    /* the tensors (the model owns them; training changes them in place) */
+    const float *nu_log, *theta_log, *gamma_log, *B_re, *B_im, *C_re, *C_im, *Dp;
+    /* derived at build and by params_changed */
     double *lam, *Act;      /* [N, 2] */
     double *Bd, *Cd, *D;    /* [2N, H], [H, 2N], [H] */
     float *lam32, *Bd32, *Cd32, *D32;
 } lru_layer;
+
+/* lambda, gamma B, C and their float copies from the tensors. */
+static void lru_refresh(lru_layer *s)
+{
+    const int64_t H = s->H, N = s->N;
+    for (int64_t j = 0; j < N; j++) {
+        const double ar = -exp((double)s->nu_log[j]), ai = exp((double)s->theta_log[j]), g = exp((double)s->gamma_log[j]);
+        s->Act[2 * j] = ar;
+        s->Act[2 * j + 1] = ai;
+        s->lam[2 * j] = exp(ar) * cos(ai);
+        s->lam[2 * j + 1] = exp(ar) * sin(ai);
+        for (int64_t k = 0; k < H; k++) {
+            s->Bd[(2 * j) * H + k] = g * s->B_re[j * H + k];
+            s->Bd[(2 * j + 1) * H + k] = g * s->B_im[j * H + k];
+        }
+    }
+    for (int64_t h = 0; h < H; h++) {
+        for (int64_t j = 0; j < N; j++) {
+            s->Cd[h * 2 * N + 2 * j] = s->C_re[h * N + j];
+            s->Cd[h * 2 * N + 2 * j + 1] = -(double)s->C_im[h * N + j];
+        }
+        s->D[h] = s->Dp[h];
+    }
+    for (int64_t i = 0; i < 2 * N; i++) s->lam32[i] = (float)s->lam[i];
+    for (int64_t i = 0; i < 2 * N * H; i++) {
+        s->Bd32[i] = (float)s->Bd[i];
+        s->Cd32[i] = (float)s->Cd[i];
+    }
+    for (int64_t h = 0; h < H; h++) s->D32[h] = (float)s->D[h];
+}
 
 static int lru_step(const sl_layer *L, const double *carry, const double *u, double *next, double *y, sl_err *err)
 {
@@ -162,11 +197,50 @@ static void lru_free(sl_layer *L)
     free(s);
 }
 
+/* ------------------------------------------------------------ training */
+/* Backward pass (lru_backward_impl.h, once per precision): with G = dL/dx_t,
+**     G = dY C + conj(lambda) G_{t+1}  (dY C by one GEMM, the recurrence by
+**     sl_cdiag_recur_backward), dlambda = sum G_t conj(x_{t-1}),
+**     d(gamma B) = G^T U, dC = dY^T X, dU = G (gamma B) + D . dY,
+** then the chain to the tensors in double: lambda = exp(-exp(nu) + i exp(theta)),
+** B_bar = exp(gamma_log) (B_re + i B_im), C = C_re + i C_im read as [C_re, -C_im]. */
+#define REAL float
+#define LB(n) n##_f32
+#define LB_BWD sl_bwd
+#define LB_GRAD sl_grads_f32
+#define LB_GEMM sl_sgemm
+#define LB_ARR(s, a) ((s)->a##32)
+#include "lru_backward_impl.h"
+#undef REAL
+#undef LB
+#undef LB_BWD
+#undef LB_GRAD
+#undef LB_GEMM
+#undef LB_ARR
+
+#define REAL double
+#define LB(n) n##_f64
+#define LB_BWD sl_bwd_f64
+#define LB_GRAD sl_grads_f64
+#define LB_GEMM sl_dgemm
+#define LB_ARR(s, a) ((s)->a)
+#include "lru_backward_impl.h"
+
+static int lru_params_changed(sl_layer *L, sl_err *err)
+{
+    (void)err;
+    lru_refresh(L->impl);
+    return SL_OK;
+}
+
 static const sl_layer_ops lru_ops = {
     .forward = lru_forward,
     .step = lru_step,
     .linsys = lru_linsys,
     .free = lru_free,
+    .backward = lru_backward_f32,
+    .backward_f64 = lru_backward_f64,
+    .params_changed = lru_params_changed,
 };
 
 /* ------------------------------------------------------------ build */
@@ -207,30 +281,15 @@ static int lru_layer_new(sl_model *m, const lru_cfg *c, int64_t l, sl_layer **ou
     s->D32 = malloc((size_t)H * sizeof *s->D32);
     if (!s->lam || !s->Act || !s->Bd || !s->Cd || !s->D || !s->lam32 || !s->Bd32 || !s->Cd32 || !s->D32)
         return sl_err_set(err, SL_ENOMEM, "out of memory");
-    for (int64_t j = 0; j < N; j++) {
-        const double ar = -exp((double)tnu->data[j]), ai = exp((double)tth->data[j]), g = exp((double)tga->data[j]);
-        s->Act[2 * j] = ar;
-        s->Act[2 * j + 1] = ai;
-        s->lam[2 * j] = exp(ar) * cos(ai);
-        s->lam[2 * j + 1] = exp(ar) * sin(ai);
-        for (int64_t k = 0; k < H; k++) {
-            s->Bd[(2 * j) * H + k] = g * tBr->data[j * H + k];
-            s->Bd[(2 * j + 1) * H + k] = g * tBi->data[j * H + k];
-        }
-    }
-    for (int64_t h = 0; h < H; h++) {
-        for (int64_t j = 0; j < N; j++) {
-            s->Cd[h * 2 * N + 2 * j] = tCr->data[h * N + j];
-            s->Cd[h * 2 * N + 2 * j + 1] = -(double)tCi->data[h * N + j];
-        }
-        s->D[h] = tD->data[h];
-    }
-    for (int64_t i = 0; i < 2 * N; i++) s->lam32[i] = (float)s->lam[i];
-    for (int64_t i = 0; i < 2 * N * H; i++) {
-        s->Bd32[i] = (float)s->Bd[i];
-        s->Cd32[i] = (float)s->Cd[i];
-    }
-    for (int64_t h = 0; h < H; h++) s->D32[h] = (float)s->D[h];
+    s->nu_log = tnu->data;
+    s->theta_log = tth->data;
+    s->gamma_log = tga->data;
+    s->B_re = tBr->data;
+    s->B_im = tBi->data;
+    s->C_re = tCr->data;
+    s->C_im = tCi->data;
+    s->Dp = tD->data;
+    lru_refresh(s);
     L->kind = "lru";
     L->index = (int)l;
     L->n_in = L->n_out = H;

@@ -43,7 +43,9 @@
 **
 ** Forward: chunks of steps over the whole batch (about 2048 rows per chunk):
 ** RMSNorm, in_proj, conv, x_proj and dt_proj as GEMMs and row loops, the
-** selective scan of kernels/scan.h, out_proj, residual.
+** selective scan of kernels/scan.h, out_proj, residual. With sl_fwd.device =
+** SL_DEVICE_CUDA the selective scan runs on the GPU (kernels/cuda/scan.cu,
+** the same contract) and the rest of the block on the CPU.
 */
 #include <ctype.h>
 #include <math.h>
@@ -52,10 +54,15 @@
 #include <string.h>
 
 #include "family.h"
+#include "grad.h"
 #include "kernels.h"
 #include "nn.h"
+#include "scan_backward.h"
 #include "ssm.h"
 #include "util.h"
+#ifdef SL_CUDA
+#include "kernels/cuda/cuda.h"
+#endif
 
 typedef struct mamba_layer {
     int64_t dm, di, N, R, K;
@@ -177,6 +184,9 @@ static int mamba_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
         return sl_err_set(err, SL_EUNSUP, "mamba has the recurrent (selective scan) algorithm only");
     if (B == 0 || T == 0) return SL_OK;
     const int ref = f->algo == SL_ALGO_REFERENCE;
+    if (ref && f->device != SL_DEVICE_CPU)
+        return sl_err_set(err, SL_EUNSUP, "mamba on %s runs the recurrent algorithm only (auto, recurrent)",
+                          sl_device_name(f->device));
     const int64_t Tc = SL_MAX(1, SL_MIN(T, 2048 / SL_MAX(B, 1)));
     const int64_t rows = B * Tc;
     /* Chunk buffers: xin, xn, out [rows, dm]; proj [rows, 2 di]; xs, xc, delta, y [rows, di]; dbc [rows, W];
@@ -213,6 +223,25 @@ static int mamba_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
         }
         sl_sgemm(0, 1, M, di, R, 1.0f, dbc, W, s->dt_w, R, 1.0f, delta, di);
         for (int64_t i = 0; i < M * di; i++) delta[i] = sl_softplusf(delta[i]);
+#ifdef SL_CUDA
+        /* The selective scan on the GPU (the rest of the block stays on the
+        ** CPU): one call for the chunk, or one per sequence when every step's
+        ** states are wanted (their rows are T, not n, apart). */
+        if (f->device == SL_DEVICE_CUDA) {
+            const int64_t nbc = f->states ? 1 : B;
+            for (int64_t b = 0; b < B; b += nbc) {
+                const int64_t r0 = b * n;
+                sl_sscan_io io = {
+                    .nb = nbc, .T = n, .x = xc + r0 * di, .ldx = di, .dt = delta + r0 * di, .lddt = di,
+                    .Bm = dbc + r0 * W + R, .Cm = dbc + r0 * W + R + N, .ldbc = W, .z = proj + r0 * 2 * di + di,
+                    .ldz = 2 * di, .y = ys + r0 * di, .ldy = di, .h = carry + b * nc, .ldh = nc,
+                    .hs = f->states ? f->states + (b * T + t0) * nc : NULL, .ldhs = nc,
+                };
+                int rc = sl_cuda_selective_scan(&sc, &io, err);
+                if (rc) { free(buf); return rc; }
+            }
+        } else
+#endif
         for (int64_t b = 0; b < B; b++) {
             const int64_t r0 = b * n;
             sl_sscan_io io = {
@@ -244,11 +273,66 @@ static void mamba_free(sl_layer *L)
     free(s);
 }
 
+/* ------------------------------------------------------------ training */
+/* Backward pass (mamba_backward_impl.h, once per precision). The forward's
+** intermediates are recomputed over all B*T rows from the block's input (the
+** tape keeps only the input and the carries): RMSNorm, in_proj, the causal
+** conv from the start carry's history, silu, x_proj, dt_proj, softplus; the
+** gated SSM output from the kept states. Then, in reverse: out_proj (GEMMs),
+** the gate, the selective scan and D through time (sl_selective_scan_backward:
+** dL/dxc, dL/ddelta, dL/dB_t, dL/dC_t, dL/dz, dL/dA, dL/dD and the start
+** state), softplus, dt_proj and x_proj (GEMMs), silu, the conv
+** (sl_causal_conv1d_backward, also its start history), in_proj (GEMMs),
+** RMSNorm (sl_rmsnorm_backward), the residual. eig_range [-1,1] enters only
+** through d abar / d(delta A) = 2 exp(delta A). */
+#define REAL float
+#define MB(n) n##_f32
+#define MB_DOUBLE 0
+#define MB_BWD sl_bwd
+#define MB_GRAD sl_grads_f32
+#define MB_GEMM sl_sgemm
+#define MB_SSCAN sl_sscan_bwd_f32
+#define MB_EXP expf
+#define MB_LOG1P log1pf
+#include "mamba_backward_impl.h"
+#undef REAL
+#undef MB
+#undef MB_DOUBLE
+#undef MB_BWD
+#undef MB_GRAD
+#undef MB_GEMM
+#undef MB_SSCAN
+#undef MB_EXP
+#undef MB_LOG1P
+
+#define REAL double
+#define MB(n) n##_f64
+#define MB_DOUBLE 1
+#define MB_BWD sl_bwd_f64
+#define MB_GRAD sl_grads_f64
+#define MB_GEMM sl_dgemm
+#define MB_SSCAN sl_sscan_bwd_f64
+#define MB_EXP exp
+#define MB_LOG1P log1p
+#include "mamba_backward_impl.h"
+
+/* A_log changed: refresh A = -exp(A_log) for the float scan (everything else is read in place). */
+static int mamba_params_changed(sl_layer *L, sl_err *err)
+{
+    (void)err;
+    mamba_layer *s = L->impl;
+    for (int64_t i = 0; i < s->di * s->N; i++) s->A32[i] = (float)-exp((double)s->A_log[i]);
+    return SL_OK;
+}
+
 static const sl_layer_ops mamba_ops = {
     .forward = mamba_forward,
     .step = mamba_step,
     .linsys = mamba_linsys,
     .free = mamba_free,
+    .backward = mamba_backward_f32,
+    .backward_f64 = mamba_backward_f64,
+    .params_changed = mamba_params_changed,
 };
 
 /* ------------------------------------------------------------ config */
@@ -426,7 +510,7 @@ static int mamba_layer_new(sl_model *m, const mamba_cfg *c, int64_t l, sl_layer 
     int64_t shh[2] = { di, N }, shc[2] = { K - 1, di };
     sl_layer_add_block(L, "h", 0, 2, shh);
     if (K > 1) sl_layer_add_block(L, "conv", di * N, 2, shc);
-    L->flags = SL_LAYER_SELECTIVE | SL_LAYER_LINEAR;
+    L->flags = SL_LAYER_SELECTIVE | SL_LAYER_LINEAR | SL_LAYER_CUDA;
     return SL_OK;
 }
 

@@ -11,7 +11,9 @@
 **            applied with plain loops;
 **   linsys   the same mb_point, packed as structured operators.
 ** With f->states (the carry after every step) the forward runs one step at a
-** time, which keeps the per-step bookkeeping in one place.
+** time, which keeps the per-step bookkeeping in one place. With f->device =
+** SL_DEVICE_CUDA the scans of all (sequence, head) pairs run on the GPU in one
+** call (kernels/cuda/matstate.cu); the rest stays on the CPU.
 ** Training (backward, backward_f64, params_changed) is matblock_grad.c, for
 ** the kinds sl_mb_trainable accepts.
 */
@@ -30,6 +32,9 @@
 #include "matstate.h"
 #include "nn.h"
 #include "util.h"
+#ifdef SL_CUDA
+#include "kernels/cuda/cuda.h"
+#endif
 
 const sl_mb *sl_mb_of(const sl_layer *L) { return &((const mb_impl *)L->impl)->p; }
 
@@ -616,6 +621,26 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
     }
     /* The scans: one per (sequence, head). */
     const int has_g = p->kind != SL_MB_LINEAR_ATTN && p->kind != SL_MB_DELTA;
+#ifdef SL_CUDA
+    /* On the GPU: every (sequence, head) in one call of the recurrent scan
+    ** (kernels/cuda/matstate.cu); the projections and the output stage stay
+    ** on the CPU. */
+    if (f->device == SL_DEVICE_CUDA) {
+        if (f->algo != SL_ALGO_AUTO && f->algo != SL_ALGO_RECURRENT) {
+            free(fb.all);
+            return sl_err_set(err, SL_EUNSUP, "%s layers on CUDA run the recurrent scan only (auto, recurrent)",
+                              L->kind);
+        }
+        sl_ms_batch mbat = { .nb = B, .nh = H, .T = T, .dk = dk, .dv = ds, .q = fb.Q, .k = fb.K, .v = fb.V,
+                             .ldq = wq, .ldk = wq, .ldv = wv, .scale = 1.0f / sqrtf((float)dk), .o = fb.O, .ldo = wv,
+                             .S = carry, .ldS = nc };
+        if (has_g) { mbat.g = fb.G; mbat.ldg = H * gd; mbat.gdim = gd; }
+        if (use_beta) { mbat.beta = fb.Bt; mbat.ldb = H; }
+        int rc = sl_cuda_matstate_scan(&mbat, err);
+        if (rc) { free(fb.all); return rc; }
+        goto scanned;
+    }
+#endif
     int algo = f->algo == SL_ALGO_AUTO ? (T >= 128 ? SL_ALGO_CHUNKED : SL_ALGO_RECURRENT) : f->algo;
     /* Default chunk lengths measured on the bench shapes (d_k = d_v = 64): the
     ** delta rule's extra C x C work favours 16, the gated forms 32. */
@@ -639,6 +664,9 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
         else sl_ms_recurrent(&s, wk);
     }
     free(work);
+#ifdef SL_CUDA
+scanned:
+#endif
     if (heads) memcpy(heads, fb.O, (size_t)(BT * wv) * sizeof *heads);
     /* Output stage -> att [BT, hid]. */
     if (p->kind == SL_MB_MLSTM) {
@@ -800,7 +828,7 @@ int sl_mb_build_layers(sl_model *m, const char *kind, const sl_mb *mbs, int n_la
         L->n_carry = off;
         L->n_state = im->nS;
         L->n_sys_in = L->n_sys_out = p->H * im->ds;
-        L->flags = SL_LAYER_SELECTIVE | SL_LAYER_LINEAR | SL_LAYER_MATRIX;
+        L->flags = SL_LAYER_SELECTIVE | SL_LAYER_LINEAR | SL_LAYER_MATRIX | SL_LAYER_CUDA;
         int64_t shS[3] = { p->H, p->dk, im->ds };
         sl_layer_add_block(L, "S", 0, 3, shS);
         if (p->conv_k > 1) {

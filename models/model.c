@@ -327,7 +327,22 @@ int sl_model_save(const sl_model *m, const char *path, const json_t *extra_meta,
 int sl_model_forward(const sl_model *m, int64_t B, int64_t T, const float *x, float *y, float **carries, int algo,
                      sl_err *err)
 {
+    return sl_model_forward_dev(m, B, T, x, y, carries, algo, SL_DEVICE_CPU, err);
+}
+
+int sl_model_forward_dev(const sl_model *m, int64_t B, int64_t T, const float *x, float *y, float **carries,
+                         int algo, int device, sl_err *err)
+{
     if (m->n_layers == 0) return sl_err_set(err, SL_EUNSUP, "model has no layers");
+    if (device != SL_DEVICE_CPU) {
+        if (!sl_device_built(device)) return sl_device_check(device, err);
+        for (int l = 0; l < m->n_layers; l++)
+            if (!(m->layers[l]->flags & SL_LAYER_CUDA))
+                return sl_err_set(err, SL_EUNSUP, "the %s family has no CUDA path (layer %d; use --device cpu)",
+                                  m->layers[l]->kind, l);
+        int rc = sl_device_check(device, err);
+        if (rc) return rc;
+    }
     float *bufs[2] = { NULL, NULL };
     int rc = SL_OK;
     const float *in = x;
@@ -344,7 +359,8 @@ int sl_model_forward(const sl_model *m, int64_t B, int64_t T, const float *x, fl
             bufs[l & 1] = b;
             outp = b;
         }
-        sl_fwd f = { .B = B, .T = T, .x = in, .y = outp, .carry = carries ? carries[l] : NULL, .algo = algo };
+        sl_fwd f = { .B = B, .T = T, .x = in, .y = outp, .carry = carries ? carries[l] : NULL, .algo = algo,
+                     .device = device };
         if ((rc = sl_layer_forward(L, &f, err))) break;
         in = outp;
     }

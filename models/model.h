@@ -76,6 +76,13 @@ void sl_model_set_role(sl_model *m, const char *name, int role);
 ** Intermediate activations are allocated here and freed before returning. */
 int  sl_model_forward(const sl_model *m, int64_t B, int64_t T, const float *x, float *y, float **carries, int algo,
                       sl_err *err);
+/* The same on a device (SL_DEVICE_*, device.h). For CUDA it first checks, in
+** this order, that the build has CUDA, that every layer's family has a CUDA
+** path (else an error naming the first that has none) and that a device is
+** present, so nothing runs when any is missing. sl_model_forward is this with
+** SL_DEVICE_CPU. */
+int  sl_model_forward_dev(const sl_model *m, int64_t B, int64_t T, const float *x, float *y, float **carries,
+                          int algo, int device, sl_err *err);
 
 /* SL_EFORMAT naming the first tensor with a NaN or infinite value (analyses
 ** call this before they start; info and init do not, so a broken file can

@@ -38,7 +38,9 @@
 #include <string.h>
 
 #include "family.h"
+#include "grad.h"
 #include "hippo.h"
+#include "scan_backward.h"
 #include "ssm.h"
 #include "util.h"
 
@@ -46,12 +48,44 @@ typedef struct s4d_layer {
     sl_ssm_head head;
     int64_t H, M;
     sl_disc disc;
+    /* the tensors (the model owns them; training changes them in place); B may be NULL (B = 1) */
+    const float *log_dt, *log_A_real, *A_imag, *Ct, *Dt, *Bt;
+    /* derived at build and by params_changed */
     double *dt;                   /* [H] */
     double *Ac, *Bc;              /* continuous A, B [H, M, 2] */
     double *lam, *bb, *cc, *D;    /* Ab, Bb, 2C [H, M, 2]; D [H] */
     float *lam32, *bb32, *cc32, *D32;
     sl_ssm_kcache kc;
 } s4d_layer;
+
+/* dt, the continuous and discretised A and B, 2C and the float copies from the
+** tensors. The convolution kernel's cache is dropped by the caller. */
+static void s4d_refresh(s4d_layer *s)
+{
+    const int64_t H = s->H, M = s->M, n = 2 * H * M;
+    for (int64_t h = 0; h < H; h++) {
+        s->dt[h] = exp((double)s->log_dt[h]);
+        s->D[h] = s->Dt[h];
+        s->D32[h] = s->Dt[h];
+        for (int64_t mm = 0; mm < M; mm++) {
+            const int64_t k = 2 * (h * M + mm), j = h * M + mm;
+            const double complex a = -exp((double)s->log_A_real[j]) + I * (double)s->A_imag[j];
+            const double complex b = s->Bt ? s->Bt[k] + I * (double)s->Bt[k + 1] : 1.0;
+            double complex ab, bbar;
+            sl_discretize_diag(s->disc, a, b, s->dt[h], &ab, &bbar);
+            s->Ac[k] = creal(a); s->Ac[k + 1] = cimag(a);
+            s->Bc[k] = creal(b); s->Bc[k + 1] = cimag(b);
+            s->lam[k] = creal(ab); s->lam[k + 1] = cimag(ab);
+            s->bb[k] = creal(bbar); s->bb[k + 1] = cimag(bbar);
+            s->cc[k] = 2.0 * s->Ct[k]; s->cc[k + 1] = 2.0 * s->Ct[k + 1];
+        }
+    }
+    for (int64_t i = 0; i < n; i++) {
+        s->lam32[i] = (float)s->lam[i];
+        s->bb32[i] = (float)s->bb[i];
+        s->cc32[i] = (float)s->cc[i];
+    }
+}
 
 /* ------------------------------------------------------------ double forms */
 static int s4d_step(const sl_layer *L, const double *carry, const double *u, double *next, double *y, sl_err *err)
@@ -212,11 +246,103 @@ static void s4d_free(sl_layer *L)
     free(s);
 }
 
+/* ------------------------------------------------------------ training */
+/* The derivatives of one mode's discretisation (sl_discretize_diag) with
+** respect to a, dt and b: lam(dt a), bb = dt b phi(dt a). */
+typedef struct s4d_ddisc {
+    double complex lam_a, lam_dt, bb_a, bb_dt, bb_b;
+} s4d_ddisc;
+
+static s4d_ddisc s4d_disc_derivs(sl_disc rule, double complex a, double complex b, double dt)
+{
+    s4d_ddisc d;
+    const double complex x = dt * a;
+    switch (rule) {
+    case SL_DISC_BILINEAR: {
+        const double complex q = 1.0 / (1.0 - 0.5 * x), q2 = q * q;
+        d.lam_a = dt * q2;
+        d.lam_dt = a * q2;
+        d.bb_a = 0.5 * dt * dt * b * q2;
+        d.bb_dt = b * q2;
+        d.bb_b = dt * q;
+        break;
+    }
+    case SL_DISC_EULER:
+        d.lam_a = dt;
+        d.lam_dt = a;
+        d.bb_a = 0.0;
+        d.bb_dt = b;
+        d.bb_b = dt;
+        break;
+    case SL_DISC_ZOH:
+    default: {
+        /* phi(x) = (e^x - 1)/x, phi'(x) = (e^x - phi)/x; series near 0 */
+        const double complex e = cexp(x);
+        double complex phi, dphi;
+        if (cabs(x) < 1e-5) {
+            phi = 1.0 + x / 2.0 + x * x / 6.0;
+            dphi = 0.5 + x / 3.0 + x * x / 8.0;
+        } else {
+            const double xr = creal(x), xi = cimag(x), sh = sin(0.5 * xi);
+            const double complex em1 = (expm1(xr) * cos(xi) - 2.0 * sh * sh) + I * (exp(xr) * sin(xi));
+            phi = em1 / x;
+            dphi = (e - phi) / x;
+        }
+        d.lam_a = dt * e;
+        d.lam_dt = a * e;
+        d.bb_a = dt * dt * b * dphi;
+        d.bb_dt = b * e;
+        d.bb_b = dt * phi;
+        break;
+    }
+    }
+    return d;
+}
+
+/* Backward pass (s4d_backward_impl.h, once per precision): the scan's
+** backward (sl_cdiag_scan_backward) gives dL/du, dL/d(start state) and the
+** gradients of Ab, Bb, 2C and D; the chain through the discretisation to
+** log_dt, log_A_real, A_imag and B runs in double. */
+#define REAL float
+#define S4B(n) n##_f32
+#define S4B_BWD sl_bwd
+#define S4B_GRAD sl_grads_f32
+#define S4B_CDIAG sl_cdiag_f32
+#define S4B_ARR(s, a) ((s)->a##32)
+#include "s4d_backward_impl.h"
+#undef REAL
+#undef S4B
+#undef S4B_BWD
+#undef S4B_GRAD
+#undef S4B_CDIAG
+#undef S4B_ARR
+
+#define REAL double
+#define S4B(n) n##_f64
+#define S4B_BWD sl_bwd_f64
+#define S4B_GRAD sl_grads_f64
+#define S4B_CDIAG sl_cdiag_f64
+#define S4B_ARR(s, a) ((s)->a)
+#include "s4d_backward_impl.h"
+
+static int s4d_params_changed(sl_layer *L, sl_err *err)
+{
+    s4d_layer *s = L->impl;
+    s4d_refresh(s);
+    /* the convolution kernel was built from the old parameters */
+    sl_ssm_kcache_free(&s->kc);
+    if (sl_ssm_kcache_init(&s->kc, s->H, 1)) return sl_err_set(err, SL_ENOMEM, "out of memory");
+    return SL_OK;
+}
+
 static const sl_layer_ops s4d_ops = {
     .forward = s4d_forward,
     .step = s4d_step,
     .linsys = s4d_linsys,
     .free = s4d_free,
+    .backward = s4d_backward_f32,
+    .backward_f64 = s4d_backward_f64,
+    .params_changed = s4d_params_changed,
 };
 
 /* ------------------------------------------------------------ build */
@@ -261,28 +387,13 @@ static int s4d_layer_new(sl_model *m, const s4d_cfg *c, int64_t l, sl_layer **ou
     if (!s->dt || !s->D || !s->D32 || !s->Ac || !s->Bc || !s->lam || !s->bb || !s->cc || !s->lam32 || !s->bb32 ||
         !s->cc32 || sl_ssm_kcache_init(&s->kc, H, 1))
         return sl_err_set(err, SL_ENOMEM, "out of memory");
-    for (int64_t h = 0; h < H; h++) {
-        s->dt[h] = exp((double)tdt->data[h]);
-        s->D[h] = tD->data[h];
-        s->D32[h] = tD->data[h];
-        for (int64_t mm = 0; mm < M; mm++) {
-            const int64_t k = 2 * (h * M + mm), j = h * M + mm;
-            const double complex a = -exp((double)tar->data[j]) + I * (double)tai->data[j];
-            const double complex b = tB ? tB->data[k] + I * (double)tB->data[k + 1] : 1.0;
-            double complex ab, bbar;
-            sl_discretize_diag(c->disc, a, b, s->dt[h], &ab, &bbar);
-            s->Ac[k] = creal(a); s->Ac[k + 1] = cimag(a);
-            s->Bc[k] = creal(b); s->Bc[k + 1] = cimag(b);
-            s->lam[k] = creal(ab); s->lam[k + 1] = cimag(ab);
-            s->bb[k] = creal(bbar); s->bb[k + 1] = cimag(bbar);
-            s->cc[k] = 2.0 * tC->data[k]; s->cc[k + 1] = 2.0 * tC->data[k + 1];
-        }
-    }
-    for (int64_t i = 0; i < n; i++) {
-        s->lam32[i] = (float)s->lam[i];
-        s->bb32[i] = (float)s->bb[i];
-        s->cc32[i] = (float)s->cc[i];
-    }
+    s->log_dt = tdt->data;
+    s->log_A_real = tar->data;
+    s->A_imag = tai->data;
+    s->Ct = tC->data;
+    s->Dt = tD->data;
+    s->Bt = tB ? tB->data : NULL;
+    s4d_refresh(s);
     L->kind = "s4d";
     L->index = (int)l;
     L->n_in = L->n_out = H;

@@ -15,8 +15,9 @@
 ** convolution agrees with the double recurrence to rounding.
 **
 ** Derived arrays (discretised A and B, float copies) are computed when the
-** model is built from its tensors: code that changes the tensors afterwards
-** (training) rebuilds the model.
+** model is built from its tensors; training changes the tensors in place and
+** then calls each layer's params_changed, which recomputes them (lru, s4d:
+** also dropping s4d's cached convolution kernel; mamba: A = -exp(A_log)).
 */
 #ifndef SL_SSM_H
 #define SL_SSM_H

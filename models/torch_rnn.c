@@ -12,6 +12,9 @@
 #include "grad.h"
 #include "bptt.h"
 #include "util.h"
+#ifdef SL_CUDA
+#include "kernels/cuda/cuda.h"
+#endif
 
 const char *sl_torch_rnn_name(const char *prefix, int cell, const char *what, int64_t layer, char *buf, size_t n)
 {
@@ -155,11 +158,26 @@ int sl_torch_rnn_parse(sl_model *m, int gate_mult, int leaky, sl_torch_rnn *s, s
 }
 
 /* ------------------------------------------------------------ layers */
-void sl_torch_rnn_free(sl_layer *L) { free(L->impl); }
+void sl_torch_rnn_free(sl_layer *L)
+{
+    sl_rnn_weights *w = L->impl;
+    if (w) sl_rnn_packed_free((sl_rnn_packed *)w->packed);
+    free(w);
+}
 
 int sl_torch_rnn_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
 {
     const sl_rnn_weights *w = L->impl;
+    if (f->device == SL_DEVICE_CUDA) {
+#ifdef SL_CUDA
+        if (f->algo != SL_ALGO_AUTO && f->algo != SL_ALGO_RECURRENT)
+            return sl_err_set(err, SL_EUNSUP, "%s layers on CUDA run the recurrent algorithm only (auto, recurrent)",
+                              L->kind);
+        return sl_cuda_rnn_forward(w, f->B, f->T, f->x, f->y, f->carry, f->states, err);
+#else
+        return sl_device_check(f->device, err);
+#endif
+    }
     if (f->algo == SL_ALGO_REFERENCE) return sl_rnn_forward_ref(w, f->B, f->T, f->x, f->y, f->carry, f->states, err);
     if (f->algo != SL_ALGO_AUTO && f->algo != SL_ALGO_RECURRENT)
         return sl_err_set(err, SL_EUNSUP, "%s layers have only the recurrent forward algorithm", L->kind);
@@ -212,8 +230,8 @@ int sl_torch_rnn_params_changed(sl_layer *L, sl_err *err)
             alpha[j] = 1.0f / tau[j];
         }
     }
-    /* Weights are read in place by the forward kernel; a kernel that caches a
-    ** packed copy of them must rebuild it here. */
+    /* The fused forward reads a packed copy of the weights (and of alpha). */
+    if (w->packed) sl_rnn_repack(w, (sl_rnn_packed *)w->packed);
     return SL_OK;
 }
 
@@ -243,6 +261,11 @@ int sl_torch_rnn_build_layers(sl_model *m, const sl_torch_rnn *s, sl_cell_kind c
             w->alpha = alpha;
             w->tau = s->tau[l]->data;
         }
+        /* Packed once here for the fused forward kernels (kernels/rnn_fused.c). */
+        sl_rnn_packed *pk;
+        int rc = sl_rnn_pack(w, &pk, err);
+        if (rc) { free(L); free(w); return rc; }
+        w->packed = pk;
         L->ops = ops;
         L->impl = w;
         m->layers[m->n_layers++] = L;
@@ -256,7 +279,7 @@ int sl_torch_rnn_build_layers(sl_model *m, const sl_torch_rnn *s, sl_cell_kind c
         int64_t hs[1] = { H };
         sl_layer_add_block(L, "h", 0, 1, hs);
         if (cell == SL_CELL_LSTM) sl_layer_add_block(L, "c", H, 1, hs);
-        L->flags = 0;   /* nonlinear: A_t, B_t are Jacobians */
+        L->flags = SL_LAYER_CUDA;   /* nonlinear (A_t, B_t are Jacobians); a CUDA forward */
         L->unit_tau = s->tau[l] ? s->tau[l]->data : NULL;
     }
     return SL_OK;

@@ -47,7 +47,9 @@ int sl_torch_rnn_parse(sl_model *m, int gate_mult, int leaky, sl_torch_rnn *spec
 
 /* Build the layers of m from spec: each layer's forward pass runs the shared
 ** gated driver (kernels/recurrent.c); ops supplies the family's step and
-** linsys. The layer impl is an sl_rnn_weights pointing into m's tensors. */
+** linsys. The layer impl is an sl_rnn_weights pointing into m's tensors,
+** with the weights packed once for the fused forward kernels (w->packed,
+** owned by the layer, freed by sl_torch_rnn_free). */
 int sl_torch_rnn_build_layers(sl_model *m, const sl_torch_rnn *spec, sl_cell_kind cell, const sl_layer_ops *ops,
                               sl_err *err);
 

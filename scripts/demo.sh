@@ -15,6 +15,11 @@ say "example models"
 "$SEQLAB" init --family rnn --leaky --tau 8 --input-size 4 --hidden-size 64 --seed 2 -o "$OUT/leaky_rnn.bin"
 "$SEQLAB" init --family lssl --measure legs --d-model 8 --d-state 32 --seed 3 -o "$OUT/lssl_legs.bin"
 
+say "an LSTM trained on running parity (length 32) in a few seconds"
+"$SEQLAB" train --family lstm --hidden-size 32 --task parity --length 32 --steps 800 --batch 64 --lr 3e-3 --seed 1 \
+  --quiet -o "$OUT/lstm_parity.bin" --figure "$OUT/lstm_parity-train.png"
+"$SEQLAB" eval "$OUT/lstm_parity.bin" --task parity --lengths 32,128 --no-plot | sed -n '1,4p'
+
 say "seqlab spectrum (eigenvalues of every layer's transition)"
 for m in "$OUT"/*.bin; do
   "$SEQLAB" spectrum "$m" -o "$OUT/$(basename "${m%.bin}")-spectrum.png" | sed -n 1p
@@ -23,6 +28,7 @@ done
 
 say "seqlab timescales (modes, single-unit and network-mediated)"
 "$SEQLAB" timescales "$OUT/leaky_rnn.bin" --steps 8000 --seed 5 -o "$OUT/leaky_rnn-timescales.png" | sed -n 1p
+"$SEQLAB" timescales "$OUT/lstm_parity.bin" --steps 8000 --seed 5 -o "$OUT/lstm_parity-timescales.png" | sed -n 1p
 
 if [ -f ../shared/models/silero_vad_16k.safetensors ]; then
   say "a real trained model: Silero VAD's LSTM"
