@@ -20,8 +20,10 @@
 **   gates     beta = sigmoid(b_proj xn) (x 2 with allow_neg_eigval); GLA's
 **             g = logsigmoid(gk_proj.1(gk_proj.0 xn) + b) / 16 (0 where clamped)
 **   q, k, v   L2 (or sum) norm, feature map, activation -> d(conv output)
-**   conv      depthwise causal conv: d(input), weights, bias, d(history)
-**   input     the projections' dL/dxn, attn_norm backward, + dL/dh (residual)
+**   conv      depthwise causal conv (kernels/nn_backward.c, over the
+**             concatenated q|k|v channels): d(input), weights, bias, d(history)
+**   input     the projections' dL/dxn, attn_norm backward (nn_backward.c),
+**             + dL/dh (residual)
 **
 ** Weight gradients are GEMMs over all rows (dW += dY^T X); per-channel sums
 ** (norm weights, conv weights, biases) run in row order, so results depend
@@ -65,6 +67,8 @@ static inline float logsigf(float x) { return sl_logsigmoidf(x); }
 #define MBG_BWD sl_bwd
 #define MSB_SEQ sl_ms_bwd
 #define MSB_FN sl_ms_backward
+#define NBRMS sl_rmsnorm_backward_f32
+#define NBCONV sl_causal_conv1d_backward_f32
 #define REXP expf
 #define RSQRT sqrtf
 #define RLOGSIG logsigf
@@ -77,6 +81,8 @@ static inline float logsigf(float x) { return sl_logsigmoidf(x); }
 #undef MBG_BWD
 #undef MSB_SEQ
 #undef MSB_FN
+#undef NBRMS
+#undef NBCONV
 #undef REXP
 #undef RSQRT
 #undef RLOGSIG
@@ -89,6 +95,8 @@ static inline float logsigf(float x) { return sl_logsigmoidf(x); }
 #define MBG_BWD sl_bwd_f64
 #define MSB_SEQ sl_ms_bwd_f64
 #define MSB_FN sl_ms_backward_f64
+#define NBRMS sl_rmsnorm_backward_f64
+#define NBCONV sl_causal_conv1d_backward_f64
 #define REXP exp
 #define RSQRT sqrt
 #define RLOGSIG sl_logsigmoid

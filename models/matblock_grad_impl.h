@@ -8,6 +8,7 @@
 **   RGRAD        sl_grads_f32 or sl_grads_f64
 **   MBG_BWD      sl_bwd or sl_bwd_f64
 **   MSB_SEQ, MSB_FN  the scan backward's arguments and function
+**   NBRMS, NBCONV    nn.h's RMSNorm and causal conv backward in that precision
 **   REXP, RSQRT, RLOGSIG  exp, sqrt, log-sigmoid
 **   MBG_DOUBLE   1 for the double instantiation
 */
@@ -90,8 +91,8 @@ static void MBG(lin_bwd)(int64_t M, int64_t in, int64_t out, const REAL *X, int6
     if (dX) RGEMM(0, 0, M, in, out, (REAL)1, dY, ldd, W, in, add ? (REAL)1 : (REAL)0, dX, lddx);
 }
 
-/* RMSNorm over rows of d: y = x r w, r = 1 / sqrt(mean(x^2) + eps) kept per row. */
-static void MBG(rms_fwd)(int64_t M, int64_t d, const REAL *x, const REAL *w, REAL eps, REAL *y, REAL *r)
+/* RMSNorm over rows of d: y = x / sqrt(mean(x^2) + eps) * w (the forward's sl_rmsnorm_f32). */
+static void MBG(rms_fwd)(int64_t M, int64_t d, const REAL *x, const REAL *w, REAL eps, REAL *y)
 {
 #pragma omp parallel for if (M * d > 65536) schedule(static)
     for (int64_t i = 0; i < M; i++) {
@@ -99,31 +100,8 @@ static void MBG(rms_fwd)(int64_t M, int64_t d, const REAL *x, const REAL *w, REA
         REAL *yi = y + i * d, ss = 0;
         for (int64_t j = 0; j < d; j++) ss += xi[j] * xi[j];
         const REAL ri = (REAL)1 / RSQRT(ss / (REAL)d + eps);
-        r[i] = ri;
         for (int64_t j = 0; j < d; j++) yi[j] = xi[j] * ri * (w ? w[j] : (REAL)1);
     }
-}
-
-/* Its backward: dx += r w dy - r^3 x (sum_i dy_i w_i x_i) / d (when dx), and
-** gw += sum over rows of dy x r (when gw; in row order). */
-static void MBG(rms_bwd)(int64_t M, int64_t d, const REAL *x, const REAL *w, const REAL *r, const REAL *dy, REAL *dx,
-                         REAL *gw)
-{
-    if (dx) {
-#pragma omp parallel for if (M * d > 65536) schedule(static)
-        for (int64_t i = 0; i < M; i++) {
-            const REAL *xi = x + i * d, *di = dy + i * d, ri = r[i];
-            REAL *o = dx + i * d, s = 0;
-            for (int64_t j = 0; j < d; j++) s += di[j] * (w ? w[j] : (REAL)1) * xi[j];
-            const REAL c = ri * ri * ri * s / (REAL)d;
-            for (int64_t j = 0; j < d; j++) o[j] += ri * (w ? w[j] : (REAL)1) * di[j] - c * xi[j];
-        }
-    }
-    if (gw)
-        for (int64_t i = 0; i < M; i++) {
-            const REAL *xi = x + i * d, *di = dy + i * d, ri = r[i];
-            for (int64_t j = 0; j < d; j++) gw[j] += di[j] * xi[j] * ri;
-        }
 }
 
 static int MBG(backward)(const sl_layer *L, const MBG_BWD *b, sl_err *err)
@@ -137,6 +115,8 @@ static int MBG(backward)(const sl_layer *L, const MBG_BWD *b, sl_err *err)
     const int gated = p->onorm == SL_MB_ONORM_RMS_GATED && p->wg, rmso = p->onorm == SL_MB_ONORM_RMS || gated;
     const REAL eps = (REAL)p->eps, scale = (REAL)1 / RSQRT((REAL)dk), bmul = p->neg_eig ? (REAL)2 : (REAL)1;
     const sl_grads *g = b->g;
+    const REAL *c0 = b->carry0;
+    const int c0_has_hist = c0 && nh > 0;
     if (!sl_mb_trainable(p)) return sl_err_set(err, SL_EUNSUP, "no backward pass for this configuration");
     if (b->dcarry0) memset(b->dcarry0, 0, (size_t)(B * nc) * sizeof(REAL));
     if (BT == 0) return SL_OK;
@@ -149,37 +129,40 @@ static int MBG(backward)(const sl_layer *L, const MBG_BWD *b, sl_err *err)
     nw = 2 * hid + 3 * I * hid + 2 * wq * hid + wv * hid + hid * wv + cc * (kk + 1) + rank * hid + wq * rank + wq +
          H * hid + wv * hid + dv;
 #endif
-    const int64_t conv_rows = kk > 0 ? BT * cc : 0;
-    const int64_t sizes[] = {
-        BT * hid, BT, BT * cc, conv_rows, BT * wq, BT * wq, BT * wv, BT * H, BT * H,  /* xn rx X3 Y3 Q K V nq nk */
-        gla ? BT * rank : 0, gla ? BT * wq : 0, gla ? BT * wq : 0, gla ? BT * wq : 0, /* Rr G0 Gl dG */
-        gla ? BT * rank : 0,                                                          /* dR */
-        has_beta ? BT * H : 0, has_beta ? BT * H : 0, has_beta ? BT * H : 0,          /* Bl Bt dBt */
-        gated ? BT * wv : 0, gated ? BT * wv : 0,                                     /* OG dOG */
-        BT * wv, BT * H, BT * wv, BT * hid, BT, BT * hid,                             /* O ro O2 Hh rh Hn */
-        BT * I, BT * I, BT * I,                                                       /* GA UP Mm */
-        BT * hid, BT * hid, BT * wv, BT * wv,                                         /* dhn dh dO2 dO */
-        BT * wq, BT * wq, BT * wv, BT * cc, conv_rows, BT * hid,                      /* dQ dK dV dY3 dX3 dxn */
-        nt * wsc, nw, 16
+    const int64_t conv_rows = kk > 0 ? BT * cc : 0, nhist = B * nh * cc;
+    REAL *xn, *X3, *Y3, *Q, *K, *V, *nq, *nk, *Rr, *G0, *Gl, *dG, *dR, *Bl, *Bt, *dBt, *OG, *dOG, *O, *ro, *O2, *Hh,
+         *Hn, *GA, *UP, *Mm, *dhn, *dh, *dO2, *dO, *dQ, *dK, *dV, *dY3, *dX3, *dxn, *hist, *dhist, *cdw, *cdb, *swork,
+         *pool;
+    const struct { REAL **p; int64_t n; } slots[] = {
+        { &xn, BT * hid }, { &X3, BT * cc }, { &Y3, conv_rows }, { &Q, BT * wq }, { &K, BT * wq }, { &V, BT * wv },
+        { &nq, BT * H }, { &nk, BT * H },
+        { &Rr, gla ? BT * rank : 0 }, { &G0, gla ? BT * wq : 0 }, { &Gl, gla ? BT * wq : 0 }, { &dG, gla ? BT * wq : 0 },
+        { &dR, gla ? BT * rank : 0 },
+        { &Bl, has_beta ? BT * H : 0 }, { &Bt, has_beta ? BT * H : 0 }, { &dBt, has_beta ? BT * H : 0 },
+        { &OG, gated ? BT * wv : 0 }, { &dOG, gated ? BT * wv : 0 },
+        { &O, BT * wv }, { &ro, BT * H }, { &O2, BT * wv }, { &Hh, BT * hid }, { &Hn, BT * hid },
+        { &GA, BT * I }, { &UP, BT * I }, { &Mm, BT * I },
+        { &dhn, BT * hid }, { &dh, BT * hid }, { &dO2, BT * wv }, { &dO, BT * wv },
+        { &dQ, BT * wq }, { &dK, BT * wq }, { &dV, BT * wv }, { &dY3, BT * cc }, { &dX3, conv_rows }, { &dxn, BT * hid },
+        { &hist, c0_has_hist ? nhist : 0 }, { &dhist, b->dcarry0 ? nhist : 0 }, { &cdw, cc * kk }, { &cdb, kk ? cc : 0 },
+        { &swork, nt * wsc }, { &pool, nw },
     };
-    enum { NSLOT = sizeof sizes / sizeof sizes[0] };
-    size_t total = 0;
-    for (int i = 0; i < NSLOT; i++) total += (size_t)((sizes[i] + 7) / 8 * 8 + 8);   /* slots on 8-element bounds */
+    const size_t nslots = sizeof slots / sizeof slots[0];
+    size_t total = 16;
+    for (size_t i = 0; i < nslots; i++) total += (size_t)((slots[i].n + 7) / 8 * 8);   /* slots on 8-element bounds */
     sl_scratch own = { 0 }, *scr = b->scratch ? b->scratch : &own;
-    REAL *all = sl_scratch_get(scr, total * sizeof(REAL));
-    if (!all) return sl_err_set(err, SL_ENOMEM, "out of memory for the backward pass");
-    REAL *slot[NSLOT], *wp = all;
-    for (int i = 0; i < NSLOT; i++) {
-        slot[i] = wp;
-        wp += (sizes[i] + 7) / 8 * 8 + 8;
+    REAL *wp = sl_scratch_get(scr, total * sizeof(REAL));
+    if (!wp) return sl_err_set(err, SL_ENOMEM, "out of memory for the backward pass");
+    for (size_t i = 0; i < nslots; i++) {
+        *slots[i].p = wp;
+        wp += (slots[i].n + 7) / 8 * 8;
     }
-    REAL *xn = slot[0], *rx = slot[1], *X3 = slot[2], *Y3 = kk > 0 ? slot[3] : X3, *Q = slot[4], *K = slot[5],
-         *V = slot[6], *nq = slot[7], *nk = slot[8], *Rr = slot[9], *G0 = slot[10], *Gl = slot[11], *dG = slot[12],
-         *dR = slot[13], *Bl = slot[14], *Bt = slot[15], *dBt = slot[16], *OG = slot[17], *dOG = slot[18],
-         *O = slot[19], *ro = slot[20], *O2 = slot[21], *Hh = slot[22], *rh = slot[23], *Hn = slot[24], *GA = slot[25],
-         *UP = slot[26], *Mm = slot[27], *dhn = slot[28], *dh = slot[29], *dO2 = slot[30], *dO = slot[31],
-         *dQ = slot[32], *dK = slot[33], *dV = slot[34], *dY3 = slot[35], *dX3 = kk > 0 ? slot[36] : dY3,
-         *dxn = slot[37], *swork = slot[38], *pool = slot[39];
+    if (kk == 0) {
+        Y3 = X3;
+        dX3 = dY3;
+    }
+    if (!c0_has_hist) hist = NULL;
+    if (!b->dcarry0 || !nh) dhist = NULL;
     const REAL *an = MBG(wload)(p->attn_norm, hid, &pool), *mn = MBG(wload)(p->mlp_norm, hid, &pool);
     const REAL *Wgt = MBG(wload)(p->w_gate, I * hid, &pool), *Wup = MBG(wload)(p->w_up, I * hid, &pool),
                *Wdn = MBG(wload)(p->w_down, hid * I, &pool);
@@ -191,23 +174,23 @@ static int MBG(backward)(const sl_layer *L, const MBG_BWD *b, sl_err *err)
                *bg1 = gla ? MBG(wload)(p->gk1_b, wq, &pool) : NULL;
     const REAL *Wb = p->beta_mode == SL_MB_BETA_SIGMOID ? MBG(wload)(p->wb, H * hid, &pool) : NULL;
     const REAL *Wgp = gated ? MBG(wload)(p->wg, wv * hid, &pool) : NULL, *onw = MBG(wload)(p->onorm_w, dv, &pool);
-    const REAL *x = b->x, *c0 = b->carry0, *St = b->states;
+    const REAL *x = b->x, *St = b->states;
 
     /* ---- the forward quantities, recomputed over all B*T rows */
-    MBG(rms_fwd)(BT, hid, x, an, eps, xn, rx);
+    MBG(rms_fwd)(BT, hid, x, an, eps, xn);
     MBG(lin)(BT, hid, cq, xn, hid, Wq, X3, cc, 0);
     MBG(lin)(BT, hid, ck, xn, hid, Wk, X3 + cq, cc, 0);
     MBG(lin)(BT, hid, wv, xn, hid, Wv, X3 + cq + ck, cc, 0);
     if (kk > 0) {
 #pragma omp parallel for if (BT * cc * kk > 65536) schedule(static)
         for (int64_t bb = 0; bb < B; bb++) {
-            const REAL *hist = c0 ? c0 + bb * nc + im->off_conv : NULL;
+            const REAL *hb = c0 ? c0 + bb * nc + im->off_conv : NULL;
             for (int64_t t = 0; t < T; t++)
                 for (int64_t c = 0; c < cc; c++) {
                     REAL s = cb ? cb[c] : (REAL)0;
                     for (int64_t j = 0; j < kk; j++) {
                         const int64_t tt = t - (kk - 1) + j;
-                        const REAL v = tt >= 0 ? X3[(bb * T + tt) * cc + c] : (hist ? hist[(nh + tt) * cc + c] : (REAL)0);
+                        const REAL v = tt >= 0 ? X3[(bb * T + tt) * cc + c] : (hb ? hb[(nh + tt) * cc + c] : (REAL)0);
                         s += cw[c * kk + j] * v;
                     }
                     Y3[(bb * T + t) * cc + c] = s;
@@ -283,7 +266,7 @@ static int MBG(backward)(const sl_layer *L, const MBG_BWD *b, sl_err *err)
         }
     MBG(lin)(BT, wv, hid, O2, wv, Wo, Hh, hid, 0);
     for (int64_t i = 0; i < BT * hid; i++) Hh[i] += x[i];
-    MBG(rms_fwd)(BT, hid, Hh, mn, eps, Hn, rh);
+    MBG(rms_fwd)(BT, hid, Hh, mn, eps, Hn);
     MBG(lin)(BT, hid, I, Hn, hid, Wgt, GA, I, 0);
     MBG(lin)(BT, hid, I, Hn, hid, Wup, UP, I, 0);
 #pragma omp parallel for if (BT * I > 65536) schedule(static)
@@ -300,8 +283,8 @@ static int MBG(backward)(const sl_layer *L, const MBG_BWD *b, sl_err *err)
     }
     MBG(lin_bwd)(BT, hid, I, Hn, hid, Wgt, GA, I, RGRAD(g, p->w_gate), dhn, hid, 0);
     MBG(lin_bwd)(BT, hid, I, Hn, hid, Wup, UP, I, RGRAD(g, p->w_up), dhn, hid, 1);
-    memcpy(dh, dy, (size_t)(BT * hid) * sizeof(REAL));
-    MBG(rms_bwd)(BT, hid, Hh, mn, rh, dhn, dh, RGRAD(g, p->mlp_norm));
+    NBRMS(BT, hid, Hh, p->mlp_norm, eps, dhn, dh, RGRAD(g, p->mlp_norm));
+    for (int64_t i = 0; i < BT * hid; i++) dh[i] += dy[i];
 
     /* ---- attention half: o_proj, output norm / gate */
     MBG(lin_bwd)(BT, wv, hid, O2, wv, Wo, dh, hid, RGRAD(g, p->wo), dO2, wv, 0);
@@ -408,42 +391,22 @@ static int MBG(backward)(const sl_layer *L, const MBG_BWD *b, sl_err *err)
         for (int64_t j = 0; j < wv; j++) dy3[cq + ck + j] = dV[r * wv + j] * MBG(dact)(p->act[2], y[cq + ck + j]);
     }
 
-    /* ---- short convolutions */
+    /* ---- short convolutions (kernels/nn_backward.c on the concatenated q|k|v
+    ** channels; the weight gradient then goes to the three tensors) */
     if (kk > 0) {
-#pragma omp parallel for if (BT * cc * kk > 65536) schedule(static)
-        for (int64_t bb = 0; bb < B; bb++) {
-            REAL *dhist = b->dcarry0 && nh ? b->dcarry0 + bb * nc + im->off_conv : NULL;
-            for (int64_t i = 0; i < T * cc; i++) dX3[bb * T * cc + i] = 0;
-            for (int64_t t = 0; t < T; t++)
-                for (int64_t c = 0; c < cc; c++) {
-                    const REAL d = dY3[(bb * T + t) * cc + c];
-                    for (int64_t j = 0; j < kk; j++) {
-                        const int64_t tt = t - (kk - 1) + j;
-                        if (tt >= 0) dX3[(bb * T + tt) * cc + c] += d * cw[c * kk + j];
-                        else if (dhist) dhist[(nh + tt) * cc + c] += d * cw[c * kk + j];
-                    }
-                }
-        }
-        /* Weight and bias gradients, into the three tensors (q, k, v channels). */
+        for (int64_t bb = 0; hist && bb < B; bb++)
+            memcpy(hist + bb * nh * cc, c0 + bb * nc + im->off_conv, (size_t)(nh * cc) * sizeof(REAL));
+        memset(cdw, 0, (size_t)(cc * kk) * sizeof(REAL));
+        memset(cdb, 0, (size_t)cc * sizeof(REAL));
+        NBCONV(B, T, cc, kk, X3, cc, im->conv_w, hist, dY3, cc, dX3, cc, cdw, im->conv_b ? cdb : NULL, dhist);
+        for (int64_t bb = 0; dhist && bb < B; bb++)
+            memcpy(b->dcarry0 + bb * nc + im->off_conv, dhist + bb * nh * cc, (size_t)(nh * cc) * sizeof(REAL));
         const int64_t ch[3] = { cq, ck, wv };
         int64_t c0c = 0;
         for (int sidx = 0; sidx < 3; c0c += ch[sidx], sidx++) {
             REAL *gw = RGRAD(g, p->conv_w[sidx]), *gb = RGRAD(g, p->conv_b[sidx]);
-            if (!gw && !gb) continue;
-            for (int64_t bb = 0; bb < B; bb++) {
-                const REAL *hist = c0 ? c0 + bb * nc + im->off_conv : NULL;
-                for (int64_t t = 0; t < T; t++)
-                    for (int64_t c = 0; c < ch[sidx]; c++) {
-                        const int64_t cg = c0c + c;
-                        const REAL d = dY3[(bb * T + t) * cc + cg];
-                        if (gb) gb[c] += d;
-                        for (int64_t j = 0; gw && j < kk; j++) {
-                            const int64_t tt = t - (kk - 1) + j;
-                            const REAL v = tt >= 0 ? X3[(bb * T + tt) * cc + cg] : (hist ? hist[(nh + tt) * cc + cg] : (REAL)0);
-                            gw[c * kk + j] += d * v;
-                        }
-                    }
-            }
+            for (int64_t i = 0; gw && i < ch[sidx] * kk; i++) gw[i] += cdw[c0c * kk + i];
+            for (int64_t i = 0; gb && i < ch[sidx]; i++) gb[i] += cdb[c0c + i];
         }
     }
 
@@ -451,8 +414,8 @@ static int MBG(backward)(const sl_layer *L, const MBG_BWD *b, sl_err *err)
     MBG(lin_bwd)(BT, hid, cq, xn, hid, Wq, dX3, cc, RGRAD(g, p->wq), dxn, hid, 1);
     MBG(lin_bwd)(BT, hid, ck, xn, hid, Wk, dX3 + cq, cc, RGRAD(g, p->wk), dxn, hid, 1);
     MBG(lin_bwd)(BT, hid, wv, xn, hid, Wv, dX3 + cq + ck, cc, RGRAD(g, p->wv), dxn, hid, 1);
-    if (b->dx) memcpy(b->dx, dh, (size_t)(BT * hid) * sizeof(REAL));
-    MBG(rms_bwd)(BT, hid, x, an, rx, dxn, b->dx, RGRAD(g, p->attn_norm));
+    NBRMS(BT, hid, x, p->attn_norm, eps, dxn, b->dx, RGRAD(g, p->attn_norm));
+    for (int64_t i = 0; b->dx && i < BT * hid; i++) b->dx[i] += dh[i];
     sl_scratch_free(&own);
     return SL_OK;
 }
