@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "util.h"
 
 void sl_eig_free(sl_eig *e)
@@ -58,8 +59,11 @@ static int geev(const double *a, int64_t n, double *re, double *im, double *vr_o
             return sl_err_set(err, SL_ENUMERIC, "matrix has a non-finite entry at (%lld, %lld)", (long long)(i / n),
                               (long long)(i % n));
         }
+    /* A large dense problem may use every thread inside LAPACK. */
+    const int par = n >= 256 ? sl_blas_threads_begin() : 0;
     lapack_int info = LAPACKE_dgeev(LAPACK_ROW_MAJOR, 'N', vr_out ? 'V' : 'N', (lapack_int)n, w, (lapack_int)n, re, im,
                                     NULL, 1, vr, (lapack_int)n);
+    sl_blas_threads_end(par);
     free(w);
     if (info != 0) {
         free(vr);

@@ -110,3 +110,23 @@ int sl_get_threads(void)
     ensure_policy();
     return omp_get_max_threads();
 }
+
+/* Let OpenBLAS use every thread for one large LAPACK call (a dense eigenvalue
+** problem): called outside OpenMP regions only, so the two pools never run at
+** once; the pool is shut down again afterwards (see the policy above). */
+int sl_blas_threads_begin(void)
+{
+    ensure_policy();
+    if (omp_in_parallel()) return 0;
+    int n = omp_get_max_threads();
+    if (n <= 1) return 0;
+    openblas_set_num_threads(n);
+    return 1;
+}
+
+void sl_blas_threads_end(int began)
+{
+    if (!began) return;
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+}

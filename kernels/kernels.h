@@ -29,6 +29,11 @@ void sl_sgemv(int ta, int64_t M, int64_t N, float alpha, const float *A, int64_t
 void sl_dgemv(int ta, int64_t M, int64_t N, double alpha, const double *A, int64_t lda, const double *x,
               double beta, double *y);
 
+/* Around one large LAPACK call outside OpenMP regions: OpenBLAS may use every
+** thread until sl_blas_threads_end(the value begin returned). */
+int  sl_blas_threads_begin(void);
+void sl_blas_threads_end(int began);
+
 /* Threads for OpenMP regions and OpenBLAS (never more than asked in total). */
 void sl_set_threads(int n);
 int  sl_get_threads(void);
