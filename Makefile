@@ -93,6 +93,8 @@ BIN     := $(BUILD)/seqlab
 .PHONY: all deps test asan demo bench clean notebooks gallery build-all run-tests check-deps \
         _all _test _notebooks _gallery _bench
 .DEFAULT_GOAL := all
+# Keep intermediate objects (tests/support.o) so an up-to-date tree rebuilds nothing.
+.SECONDARY:
 
 # ---------------------------------------------------------------- public targets
 all: deps
