@@ -39,9 +39,16 @@ const char *sl_at_name(sl_at at)
 
 sl_at sl_spectrum_default_at(const sl_model *m)
 {
-    for (int l = 0; l < m->n_layers; l++)
-        if (!(m->layers[l]->flags & SL_LAYER_LTI)) return SL_AT_ORIGIN;
-    return m->n_layers ? SL_AT_LTI : SL_AT_ORIGIN;
+    int lti = m->n_layers > 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const unsigned f = m->layers[l]->flags;
+        /* Nonlinear layers: the origin (their Jacobian there). */
+        if (!(f & SL_LAYER_LINEAR)) return SL_AT_ORIGIN;
+        lti &= (f & SL_LAYER_LTI) != 0;
+    }
+    /* Selective layers at zero input are degenerate (a DeltaNet key of 0 leaves
+    ** every eigenvalue at 1): their spectrum is a distribution over inputs. */
+    return lti ? SL_AT_LTI : SL_AT_RANDOM;
 }
 
 void sl_spectrum_free(sl_spectrum *s)

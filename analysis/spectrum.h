@@ -1,12 +1,13 @@
 /*
 ** seqlab spectrum: eigenvalues of every layer's transition A_t at chosen points.
 **
-** Points: the origin (state 0, input 0; the default for nonlinear and
-** selective families), steps of a trajectory along a real input (reached with
+** Points: the origin (state 0, input 0; the default for nonlinear
+** families), steps of a trajectory along a real input (reached with
 ** the double-precision reference step), N random inputs (each a short random
 ** prefix of `warmup` steps then one more step; features ~ N(0,
 ** input_scale^2), or embeddings of uniformly drawn tokens when the model has
-** an embedding; reached with one batched float forward pass), or "lti" for
+** an embedding; reached with one batched float forward pass; the default
+** for selective families, whose zero-input spectrum is degenerate), or "lti" for
 ** time-invariant families, whose
 ** spectrum needs no point and is reported both discrete (A) and continuous
 ** (A_ct) when the family keeps the continuous form.
@@ -83,7 +84,8 @@ typedef struct sl_spectrum {
 int  sl_spectrum_run(const sl_model *m, const sl_spectrum_opts *o, sl_spectrum *out, sl_err *err);
 void sl_spectrum_free(sl_spectrum *s);
 
-/* The point setting used when the options say SL_AT_AUTO. */
+/* The point setting used when the options say SL_AT_AUTO: origin when any
+** layer is nonlinear, lti when every layer is time-invariant, else random. */
 sl_at sl_spectrum_default_at(const sl_model *m);
 
 /* tau = -1/ln|lambda| in steps: +inf for |lambda| = 1 (within 1e-12),

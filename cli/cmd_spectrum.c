@@ -260,12 +260,16 @@ static int spectrum_run(sl_cli *c, int argc, char **argv)
     if (o.at == SL_AT_TRAJECTORY && !input) return cli_error(c, 2, "--at trajectory needs --input u.safetensors");
     if (input && o.at != SL_AT_TRAJECTORY) return cli_error(c, 2, "--input is for --at trajectory");
     if (steps && o.at != SL_AT_TRAJECTORY) return cli_error(c, 2, "--steps is for --at trajectory");
-    if (has_seed && o.at != SL_AT_RANDOM) return cli_error(c, 2, "--seed is for --at random");
     o.seed = (uint64_t)seed;
     const char *model_path = argv[optind];
     sl_err err = { 0 };
     sl_model *m = NULL;
     if (sl_model_open(model_path, &m, &err)) return cli_fail(c, &err);
+    if (o.at == SL_AT_AUTO) o.at = sl_spectrum_default_at(m);
+    if (has_seed && o.at != SL_AT_RANDOM) {
+        sl_model_free(m);
+        return cli_error(c, 2, "--seed is for --at random");
+    }
     cli_run run;
     int64_t seed64 = seed;
     int rc = cli_run_start(c, db, m, o.at == SL_AT_RANDOM ? &seed64 : NULL, &run);
@@ -350,7 +354,7 @@ const sl_command sl_cmd_spectrum = {
         "ones are solved per block, only dense A goes to LAPACK. Repeats the structure implies (the value\n"
         "side of a matrix state, channels sharing one block) are one row with a multiplicity.\n\n"
         "points:\n"
-        "  --at origin         state 0, input 0 (default for nonlinear and selective families)\n"
+        "  --at origin         state 0, input 0 (default for nonlinear families)\n"
         "  --at lti            time-invariant families: exact, discrete (A) and continuous (A_ct) both\n"
         "                      (default when every layer is time-invariant)\n"
         "  --at trajectory     along --input u.safetensors (sequence --sequence B, default 0), at every\n"
@@ -358,7 +362,9 @@ const sl_command sl_cmd_spectrum = {
         "                      radius over the steps is reported\n"
         "  --at random         --samples N (default 64) random inputs: each a random prefix of --warmup W\n"
         "                      steps (default 16) then one step; features ~ N(0, --input-scale^2), or\n"
-        "                      embeddings of random tokens for models with an embedding; --seed S\n\n"
+        "                      embeddings of random tokens for models with an embedding; --seed S\n"
+        "                      (default for selective families: Mamba, GLA, DeltaNet, ..., whose\n"
+        "                      zero-input spectrum is degenerate)\n\n"
         "output:\n"
         "  table (default), --format csv (one header line, one row per eigenvalue) or --format json, with\n"
         "  columns layer, point, time (discrete|continuous), index, re, im, modulus, angle, timescale\n"
