@@ -15,6 +15,7 @@
 
 #include "family.h"
 #include "model.h"
+#include "spectrum.h"
 #include "table.h"
 
 int cli_db_open_existing(const sl_cli *c, const char *opt_db, int strict_readonly, sl_db **out)
@@ -122,4 +123,35 @@ int cli_run_finish(const sl_cli *c, cli_run *r, int work_rc, const sl_err *work_
     sl_db_close(r->db);
     r->db = NULL;
     return status;
+}
+
+void cli_point_label(int64_t point, char *buf, size_t n)
+{
+    if (point == SL_POINT_ORIGIN) snprintf(buf, n, "origin");
+    else if (point == SL_POINT_LTI) snprintf(buf, n, "lti");
+    else snprintf(buf, n, "%lld", (long long)point);
+}
+
+int cli_store_eigenvalues(sl_db *db, int64_t run, const sl_spec_row *rows, size_t n, int skip_continuous, sl_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sl_db_stmt(db, "INSERT INTO series(run_id, name, layer, point, idx, re, im, mult, block) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", &st, err);
+    for (size_t i = 0; !rc && i < n; i++) {
+        const sl_spec_row *row = &rows[i];
+        if (skip_continuous && row->continuous) continue;
+        char pt[32];
+        cli_point_label(row->point, pt, sizeof pt);
+        sqlite3_bind_int64(st, 1, run);
+        sqlite3_bind_text(st, 2, row->continuous ? "eigenvalues_ct" : "eigenvalues", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, row->layer);
+        sqlite3_bind_text(st, 4, pt, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 5, row->index);
+        if (isnan(row->re)) sqlite3_bind_null(st, 6); else sqlite3_bind_double(st, 6, row->re);
+        if (isnan(row->im)) sqlite3_bind_null(st, 7); else sqlite3_bind_double(st, 7, row->im);
+        sqlite3_bind_int64(st, 8, row->mult);
+        if (row->block >= 0) sqlite3_bind_int64(st, 9, row->block); else sqlite3_bind_null(st, 9);
+        rc = sl_db_step(db, st, err);
+    }
+    return rc;
 }

@@ -52,4 +52,15 @@ int cli_run_start(const sl_cli *c, const char *opt_db, const struct sl_model *mo
 ** the work's error (the caller does, as it would without a store). */
 int cli_run_finish(const sl_cli *c, cli_run *r, int work_rc, const sl_err *work_err);
 
+struct sl_spec_row;
+/* "origin", "lti", or the step / sample index: the point column of eigenvalue rows. */
+void cli_point_label(int64_t point, char *buf, size_t n);
+
+/* Write eigenvalue rows (analysis/spectrum.h) into the series table, inside the
+** open results transaction: names eigenvalues / eigenvalues_ct, with their
+** multiplicity and block. continuous_too = 0 skips the continuous rows.
+** Returns the sticky status. */
+int cli_store_eigenvalues(sl_db *db, int64_t run, const struct sl_spec_row *rows, size_t n, int skip_continuous,
+                          sl_err *err);
+
 #endif

@@ -48,13 +48,6 @@ static int parse_steps(const sl_cli *c, const char *s, int64_t T, unsigned char 
     return 0;
 }
 
-static void point_label(int64_t point, char *buf, size_t n)
-{
-    if (point == SL_POINT_ORIGIN) snprintf(buf, n, "origin");
-    else if (point == SL_POINT_LTI) snprintf(buf, n, "lti");
-    else snprintf(buf, n, "%lld", (long long)point);
-}
-
 static void fmt_tau(double tau, char *buf, size_t n)
 {
     if (isinf(tau)) snprintf(buf, n, "inf");
@@ -83,7 +76,7 @@ static void print_rows(const sl_spectrum *s, sl_outfmt fmt)
     for (size_t i = 0; i < s->n_rows; i++) {
         const sl_spec_row *r = &s->rows[i];
         char pt[32], tau[64], blk[32] = "";
-        point_label(r->point, pt, sizeof pt);
+        cli_point_label(r->point, pt, sizeof pt);
         double mod = hypot(r->re, r->im);
         /* Continuous time: tau = -1/Re(lambda) in time units; discrete: -1/ln|lambda| steps. */
         double tv = r->continuous ? (r->re == 0 ? INFINITY : -1.0 / r->re) : sl_timescale(r->re, r->im);
@@ -172,30 +165,13 @@ static int store(cli_run *r, const sl_spectrum *s, const char *input, const char
         radius = fmax(radius, S->radius);
     }
     sl_db_metric(db, run, "spectral_radius", 0, radius, err);
-    sqlite3_stmt *st = NULL;
-    if (!sl_db_stmt(db, "INSERT INTO series(run_id, name, layer, point, idx, re, im, mult, block) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", &st, err)) {
-        for (size_t i = 0; i < s->n_rows; i++) {
-            const sl_spec_row *row = &s->rows[i];
-            char pt[32];
-            point_label(row->point, pt, sizeof pt);
-            sqlite3_bind_int64(st, 1, run);
-            sqlite3_bind_text(st, 2, row->continuous ? "eigenvalues_ct" : "eigenvalues", -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 3, row->layer);
-            sqlite3_bind_text(st, 4, pt, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(st, 5, row->index);
-            if (isnan(row->re)) sqlite3_bind_null(st, 6); else sqlite3_bind_double(st, 6, row->re);
-            if (isnan(row->im)) sqlite3_bind_null(st, 7); else sqlite3_bind_double(st, 7, row->im);
-            sqlite3_bind_int64(st, 8, row->mult);
-            if (row->block >= 0) sqlite3_bind_int64(st, 9, row->block); else sqlite3_bind_null(st, 9);
-            if (sl_db_step(db, st, err)) break;
-        }
+    if (!cli_store_eigenvalues(db, run, s->rows, s->n_rows, 0, err)) {
         if (s->vr) {
             /* Eigenvectors: series "eigvec:<row>" with the components as values. */
             for (size_t i = 0; i < s->n_rows; i++) {
                 char name[48], pt[32];
                 snprintf(name, sizeof name, "eigvec:%zu", i);
-                point_label(s->rows[i].point, pt, sizeof pt);
+                cli_point_label(s->rows[i].point, pt, sizeof pt);
                 sl_db_series_n(db, run, name, s->rows[i].layer, pt, (size_t)s->vec_dim, s->vr + i * (size_t)s->vec_dim,
                                s->vi + i * (size_t)s->vec_dim, err);
             }

@@ -169,15 +169,7 @@ static int store(cli_run *r, const sl_model *m, const sl_timescales_opts *o, con
             free(x);
         }
     }
-    for (size_t i = 0; sp && i < sp->n_rows; i++) {
-        const sl_spec_row *row = &sp->rows[i];
-        if (row->continuous) continue;
-        char pt[32];
-        if (row->point == SL_POINT_LTI) snprintf(pt, sizeof pt, "lti");
-        else if (row->point == SL_POINT_ORIGIN) snprintf(pt, sizeof pt, "origin");
-        else snprintf(pt, sizeof pt, "%lld", (long long)row->point);
-        sl_db_series(db, run, "eigenvalues", row->layer, pt, row->index, row->re, row->im, err);
-    }
+    if (sp) cli_store_eigenvalues(db, run, sp->rows, sp->n_rows, 1, err);
     for (int l = 0; l < m->n_layers; l++) {
         if (o->layer >= 0 && l != o->layer) continue;
         char key[64];
