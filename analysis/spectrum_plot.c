@@ -29,7 +29,7 @@ static void point_density(const double *x, const double *y, size_t n, double *c)
     for (size_t i = 0; i < n; i++) c[i] = log10(1.0 + cnt[(int)((y[i] - y0) * sy) * G + (int)((x[i] - x0) * sx)]);
 }
 
-static void panel(sl_axes *ax, const sl_spec_row *rows, size_t n, int layer, int continuous, const char *kind,
+static void panel(sl_axes *ax, const sl_spec_row *rows, size_t n, int layer, int continuous, const char *name,
                   double *x, double *y, double *c)
 {
     size_t k = 0;
@@ -47,9 +47,9 @@ static void panel(sl_axes *ax, const sl_spec_row *rows, size_t n, int layer, int
         total += r->mult;
         if (m > 1.0 + 1e-12) outside += r->mult;
     }
-    char t[160];
-    snprintf(t, sizeof t, "layer %d%s%s%s%s", layer, kind ? " (" : "", kind ? kind : "", kind ? ")" : "",
-             continuous ? ", continuous time" : "");
+    char t[200];
+    if (name) snprintf(t, sizeof t, "%s%s", name, continuous ? ", continuous time" : "");
+    else snprintf(t, sizeof t, "layer %d%s", layer, continuous ? ", continuous time" : "");
     sl_axes_title(ax, t);
     const sl_style pts = { .color = sl_tab10(layer), .markersize = k > 400 ? 2.5 : 4.5, .alpha = k > 400 ? 0.6 : 0.9 };
     if (continuous) {
@@ -79,7 +79,7 @@ static void panel(sl_axes *ax, const sl_spec_row *rows, size_t n, int layer, int
     sl_axes_text_frac(ax, 0.03, 0.97, note, SL_ANCHOR_NW, NULL);
 }
 
-int sl_spectrum_figure(const sl_spec_row *rows, size_t n, int n_layers, const char *const *kinds, const char *title,
+int sl_spectrum_figure(const sl_spec_row *rows, size_t n, int n_layers, const char *const *titles, const char *title,
                        sl_figure **out, sl_err *err)
 {
     *out = NULL;
@@ -91,7 +91,7 @@ int sl_spectrum_figure(const sl_spec_row *rows, size_t n, int n_layers, const ch
     int P = 0;
     for (int i = 0; i < 2 * n_layers; i++) P += has[i];
     if (P == 0) { free(has); return sl_err_set(err, SL_EINVAL, "no eigenvalues to plot"); }
-    const int cols = P < 3 ? P : 3, nrows = (P + cols - 1) / cols;
+    const int cols = P == 4 ? 2 : P < 3 ? P : 3, nrows = (P + cols - 1) / cols;
     /* Wide enough for the title (about 7 points per character at 13.2 pt). */
     double width = fmax(250.0 * cols, title ? 7.2 * (double)strlen(title) + 24.0 : 0.0);
     sl_figure *fig = sl_figure_new(width, 250.0 * nrows + (title ? 20 : 0), nrows, cols);
@@ -106,9 +106,10 @@ int sl_spectrum_figure(const sl_spec_row *rows, size_t n, int n_layers, const ch
     for (int l = 0; l < n_layers; l++)
         for (int ct = 0; ct < 2; ct++) {
             if (!has[2 * l + ct]) continue;
-            panel(sl_figure_axes(fig, p / cols, p % cols), rows, n, l, ct, kinds ? kinds[l] : NULL, x, y, c);
+            panel(sl_figure_axes(fig, p / cols, p % cols), rows, n, l, ct, titles ? titles[l] : NULL, x, y, c);
             p++;
         }
+    for (; p < nrows * cols; p++) sl_axes_off(sl_figure_axes(fig, p / cols, p % cols), 1);
     free(has); free(x); free(y); free(c);
     int rc = sl_figure_status(fig, err);
     if (rc) { sl_figure_free(fig); return rc; }
@@ -151,6 +152,7 @@ int sl_timescales_figure(int n_layers, const char *const *titles, const double *
         }
         sl_axes_legend(ax, SL_LEGEND_BEST);
     }
+    for (int p = n_layers; p < rows * cols; p++) sl_axes_off(sl_figure_axes(fig, p / cols, p % cols), 1);
     int rc = sl_figure_status(fig, err);
     if (rc) { sl_figure_free(fig); return rc; }
     *out = fig;

@@ -16,9 +16,10 @@
 #include "plot.h"
 #include "spectrum.h"
 
-/* Build the figure (the caller saves and frees it). kinds: the kind of each
-** layer 0..n_layers-1 for panel titles (may be NULL). */
-int sl_spectrum_figure(const sl_spec_row *rows, size_t n, int n_layers, const char *const *kinds, const char *title,
+/* Build the figure (the caller saves and frees it). titles: the panel title
+** of each layer 0..n_layers-1 ("layer 0 (lstm)"; continuous-time panels add
+** ", continuous time"), or NULL for "layer l". */
+int sl_spectrum_figure(const sl_spec_row *rows, size_t n, int n_layers, const char *const *titles, const char *title,
                        sl_figure **out, sl_err *err);
 
 /* Timescale histogram figure: one panel per entry (a layer, or whatever the

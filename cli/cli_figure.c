@@ -42,3 +42,15 @@ const char *cli_media_type(const char *path)
     if (!strcasecmp(dot, ".svg")) return "image/svg+xml";
     return "application/octet-stream";
 }
+
+const char **cli_layer_titles(int n, const char *const *kinds, char (*buf)[64])
+{
+    const char **t = calloc((size_t)(n > 0 ? n : 1), sizeof *t);
+    if (!t) return NULL;
+    for (int l = 0; l < n; l++) {
+        if (kinds && kinds[l]) snprintf(buf[l], 64, "layer %d (%s)", l, kinds[l]);
+        else snprintf(buf[l], 64, "layer %d", l);
+        t[l] = buf[l];
+    }
+    return t;
+}

@@ -15,4 +15,9 @@ const char *cli_media_type(const char *path);
 /* The last path component (a folder's name for a model folder), borrowed. */
 const char *cli_basename(const char *path);
 
+/* Panel titles "layer l (kind)" for layers 0..n-1 (kinds[l] may be NULL:
+** "layer l"), written into buf (n entries); returns a malloc'ed array of n
+** pointers into buf (the caller frees the array), NULL when out of memory. */
+const char **cli_layer_titles(int n, const char *const *kinds, char (*buf)[64]);
+
 #endif

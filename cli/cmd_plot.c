@@ -96,7 +96,11 @@ static int render_spectrum(sqlite3 *h, const sl_run_record *r, sl_figure **fig, 
     snprintf(title, sizeof title, "%s: %s spectrum at %s", stem_of(r, stem, sizeof stem),
              r->model_family ? r->model_family : "model",
              !at ? "?" : !strcmp(at, "random") ? "random inputs" : !strcmp(at, "lti") ? "any point (LTI)" : at);
-    rc = sl_spectrum_figure(rows, n, L, kinds, title, fig, err);
+    char (*tb)[64] = calloc((size_t)(L ? L : 1), sizeof *tb);
+    const char **titles = tb ? cli_layer_titles(L, kinds, tb) : NULL;
+    rc = sl_spectrum_figure(rows, n, L, titles, title, fig, err);
+    free(titles);
+    free(tb);
     free(kinds);
     free(rows);
     return rc;
@@ -153,13 +157,12 @@ static int render_timescales(sqlite3 *h, const sl_run_record *r, sl_figure **fig
     char stem[256], title[512];
     snprintf(title, sizeof title, "%s: %s timescales", stem_of(r, stem, sizeof stem), r->model_family ? r->model_family : "model");
     if (first >= L) { rc = sl_err_set(err, SL_EINVAL, "run %lld stores no timescales", (long long)r->id); goto done; }
-    /* Panel titles: "layer l (kind)". */
+    /* Panel titles for the layers shown, "layer l (kind)". */
     char ttl[64][64];
     const char *titles[64];
-    for (int q = 0; q < (last - first + 1) && q < 64; q++) {
-        snprintf(ttl[q], sizeof ttl[q], "layer %d (%s)", first + q, kinds[first + q] ? kinds[first + q] : "?");
-        titles[q] = ttl[q];
-    }
+    const char **all = cli_layer_titles(first + (last - first + 1) < 64 ? first + (last - first + 1) : 64, kinds, ttl);
+    for (int q = 0; all && q < (last - first + 1) && first + q < 64; q++) titles[q] = all[first + q];
+    free(all);
     rc = sl_timescales_figure(last - first + 1, titles, (const double *const *)mode + first, nm + first,
                               (const double *const *)single + first, ns + first, (const double *const *)net + first,
                               nn + first, title, fig, err);

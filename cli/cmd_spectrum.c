@@ -294,7 +294,11 @@ static int spectrum_run(sl_cli *c, int argc, char **argv)
         snprintf(title, sizeof title, "%s: %s spectrum at %s", stem, m->fam->name,
                  s.at == SL_AT_RANDOM ? "random inputs" : s.at == SL_AT_LTI ? "any point (LTI)" : sl_at_name(s.at));
         sl_figure *fig = NULL;
-        work = sl_spectrum_figure(s.rows, s.n_rows, m->n_layers, kinds, title, &fig, &err);
+        char (*tb)[64] = calloc((size_t)m->n_layers, sizeof *tb);
+        const char **titles = tb ? cli_layer_titles(m->n_layers, kinds, tb) : NULL;
+        work = sl_spectrum_figure(s.rows, s.n_rows, m->n_layers, titles, title, &fig, &err);
+        free(titles);
+        free(tb);
         if (!work) work = sl_figure_save(fig, fig_path, dpi, &err);
         sl_figure_free(fig);
         free(kinds);

@@ -285,13 +285,12 @@ static int timescales_run(sl_cli *c, int argc, char **argv)
         /* Only the layers analysed get panels. */
         int first = o.layer >= 0 ? o.layer : 0, nl = o.layer >= 0 ? 1 : m->n_layers;
         sl_figure *fig = NULL;
-        /* Panel titles: "layer l (kind)". */
+        /* Panel titles for the layers shown, "layer l (kind)". */
         char ttl[64][64];
         const char *titles[64];
-        for (int q = 0; q < (nl) && q < 64; q++) {
-            snprintf(ttl[q], sizeof ttl[q], "layer %d (%s)", first + q, kinds[first + q] ? kinds[first + q] : "?");
-            titles[q] = ttl[q];
-        }
+        const char **all = cli_layer_titles(first + (nl) < 64 ? first + (nl) : 64, kinds, ttl);
+        for (int q = 0; all && q < (nl) && first + q < 64; q++) titles[q] = all[first + q];
+        free(all);
         work = sl_timescales_figure(nl, titles, (const double *const *)sets.mode + first, sets.n_mode + first,
                                     (const double *const *)sets.single + first, sets.n_single + first,
                                     (const double *const *)sets.net + first, sets.n_net + first, title, &fig, &err);

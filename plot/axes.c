@@ -708,6 +708,7 @@ static void draw_legend(sl_axes *ax, pl_ctx *ctx, cairo_t *mcr)
 
 void pl_axes_draw(sl_axes *ax, pl_ctx *ctx)
 {
+    if (ax->off) return;
     cairo_t *cr = ctx->cr;
     cairo_t *mcr = pl_measure_ctx();
     if (!mcr) {
@@ -728,4 +729,11 @@ void pl_axes_draw(sl_axes *ax, pl_ctx *ctx)
     draw_legend(ax, ctx, mcr);
     draw_colorbar(ax, ctx, mcr);
     cairo_destroy(mcr);
+}
+
+int sl_axes_off(sl_axes *ax, int off)
+{
+    if (!ax) return SL_EINVAL;
+    ax->off = off != 0;
+    return SL_OK;
 }

@@ -215,6 +215,7 @@ int sl_axes_ylog(sl_axes *ax, int on);
 int sl_axes_equal_aspect(sl_axes *ax, int on);         /* one data unit is as long on x as on y */
 int sl_axes_grid(sl_axes *ax, int on);                 /* light grid at the major ticks */
 int sl_axes_legend(sl_axes *ax, sl_legend_loc loc);    /* where; a legend needs >= 2 labelled series */
+int sl_axes_off(sl_axes *ax, int off);                 /* draw nothing in this cell (unused panels of a grid) */
 
 /* ================================================================ marks
 ** Arrays are copied. NaN and infinite values are skipped (a NaN breaks a

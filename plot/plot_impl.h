@@ -81,6 +81,7 @@ struct sl_axes {
     char         *title;
     pl_axis       x, y;
     int           equal, grid;
+    int           off;          /* drawn as nothing (an unused cell of the grid) */
     sl_legend_loc legend;
     pl_mark      *marks;
     size_t        nmarks, cap;
