@@ -38,6 +38,39 @@ void sl_blas_threads_end(int began);
 void sl_set_threads(int n);
 int  sl_get_threads(void);
 
+/* ------------------------------------------------------------ packed-weight GEMM
+** kernels/gemm.c: y = x W^T + b for linear layers, weights packed once. */
+#define SL_GEMM_PW 64          /* packed panel width (columns) */
+#define SL_WPACK_MAXPARTS 8
+
+/* One block of rows of W: w [rows, K] (PyTorch's [out, in]), bias [rows] or NULL. */
+typedef struct sl_wpart {
+    const float *w;
+    const float *b;
+    int64_t      rows;
+} sl_wpart;
+
+typedef struct sl_wpack sl_wpack;
+
+/* Pack parts stacked along the outputs (N = sum of rows), or with swiglu two
+** parts of equal rows (gate, up: N = rows, y = silu(x Wg^T + bg) * (x Wu^T +
+** bu)). The parts must stay valid while the pack is used (the reference reads
+** them). Free with sl_wpack_free (NULL is fine). */
+int  sl_wpack_new(int64_t K, int nparts, const sl_wpart *parts, int swiglu, sl_wpack **out, sl_err *err);
+/* Refill from parts of the same shapes (after the weights changed). */
+void sl_wpack_refill(sl_wpack *p, const sl_wpart *parts);
+void sl_wpack_free(sl_wpack *p);
+int64_t sl_wpack_n(const sl_wpack *p);   /* N, the columns of y */
+/* y[M, N] = x[M, K] W^T + b (+ r[M, N] when r is not NULL; r may be y), rows
+** x + i ldx, r + i ldr, y + i ldy; x must not overlap y. Rows split over
+** sl_get_threads() threads (one inside an OpenMP region); the result does not
+** depend on the thread count. */
+void sl_gemm_wpack(int64_t M, const float *x, int64_t ldx, const sl_wpack *w, const float *r, int64_t ldr, float *y,
+                   int64_t ldy);
+/* The plain reference from the original weights (double sums). Same contract. */
+void sl_gemm_wpack_ref(int64_t M, const float *x, int64_t ldx, const sl_wpack *w, const float *r, int64_t ldr, float *y,
+                       int64_t ldy);
+
 /* ------------------------------------------------------------ activations */
 static inline float sl_sigmoidf(float x) { return 1.0f / (1.0f + __builtin_expf(-x)); }
 

@@ -4,7 +4,8 @@
 ** kernels/vecmath.h; the fused recurrent forward (kernels/rnn_fused.c)
 ** against sl_rnn_forward_ref on random shapes (odd H, B = 1, T = 1, row and
 ** tile threading modes, carry in and out, every state, with and without bias,
-** leaky RNN), on every instruction set this CPU has and with 1 and 2 threads.
+** leaky RNN), on every instruction set this CPU has and with 1 and 2 threads;
+** the packed-weight GEMM (kernels/gemm.c) against its reference and BLAS.
 */
 #include "sl_test.h"
 
@@ -246,6 +247,108 @@ static void test_forward_nested(void **state)
     sl_set_threads(saved);
 }
 
+
+/* ------------------------------------------------------------ packed-weight GEMM */
+/* Max |a - b| / (atol + rtol |b|) over n values (quiet; sl_test_worst prints). */
+static double worst_ratio(const float *a, const float *b, int64_t n, double rtol, double atol)
+{
+    double w = 0;
+    for (int64_t i = 0; i < n; i++) w = fmax(w, fabs((double)a[i] - b[i]) / (atol + rtol * fabs((double)b[i])));
+    return w;
+}
+
+/* sl_gemm_wpack against its reference and (plain packs) BLAS, on every ISA, 1
+** and 2 threads: odd M, K and part sizes (tail tiles, tail rows), biases,
+** strided x / y, a residual (separate and in place), swiglu packs. */
+static void test_gemm_wpack(void **state)
+{
+    (void)state;
+    const int64_t Ms[] = { 1, 5, 7, 13, 100, 301 }, Ks[] = { 1, 3, 16, 77, 256 };
+    /* part rows; 0 ends a list; the last lists are swiglu (gate, up of equal rows) */
+    const int64_t plists[][4] = { { 5 }, { 64, 3 }, { 17, 40, 9 }, { 256, 256, 256, 4 }, { 1, 1 }, { 16, 16 }, { 33, 33 }, { 100, 100 } };
+    const int nswiglu = 4;
+    const int threads[] = { 1, 2 };
+    const int saved = sl_get_threads();
+    uint64_t rs = 3;
+    double worst_all = 0, worst_blas = 0;
+    int n = 0;
+    for (size_t ik = 0; ik < SL_ARRAY_LEN(all_isas); ik++) {
+        if (sl_kernels_set_isa(all_isas[ik]) != SL_OK) continue;
+        for (size_t it = 0; it < SL_ARRAY_LEN(threads); it++) {
+            sl_set_threads(threads[it]);
+            for (size_t ip = 0; ip < SL_ARRAY_LEN(plists); ip++)
+                for (size_t ikk = 0; ikk < SL_ARRAY_LEN(Ks); ikk++)
+                    for (size_t im = 0; im < SL_ARRAY_LEN(Ms); im++) {
+                        const int swiglu = ip >= SL_ARRAY_LEN(plists) - nswiglu;
+                        const int64_t K = Ks[ikk], M = Ms[im];
+                        sl_wpart parts[4];
+                        int np = 0;
+                        int64_t N = 0;
+                        float *wbuf[4] = { 0 }, *bbuf[4] = { 0 };
+                        for (; np < 4 && plists[ip][np]; np++) {
+                            const int64_t r = plists[ip][np];
+                            wbuf[np] = malloc((size_t)(r * K) * sizeof(float));
+                            for (int64_t i = 0; i < r * K; i++) wbuf[np][i] = (float)sl_test_uniform(&rs, -1, 1);
+                            if ((np + im) % 2 == 0) {
+                                bbuf[np] = malloc((size_t)r * sizeof(float));
+                                for (int64_t i = 0; i < r; i++) bbuf[np][i] = (float)sl_test_uniform(&rs, -1, 1);
+                            }
+                            parts[np] = (sl_wpart){ .w = wbuf[np], .b = bbuf[np], .rows = r };
+                            N += r;
+                        }
+                        if (swiglu) N = parts[0].rows;
+                        sl_wpack *wp = NULL;
+                        sl_err err = { 0 };
+                        assert_int_equal(sl_wpack_new(K, np, parts, swiglu, &wp, &err), SL_OK);
+                        assert_int_equal(sl_wpack_n(wp), N);
+                        const int64_t ldx = K + (int64_t)(im % 3), ldy = N + (int64_t)(ikk % 2) * 5;
+                        float *x = malloc((size_t)(M * ldx) * sizeof *x), *y = malloc((size_t)(M * ldy) * sizeof *y),
+                              *yr = malloc((size_t)(M * ldy) * sizeof *yr), *res = malloc((size_t)(M * ldy) * sizeof *res);
+                        for (int64_t i = 0; i < M * ldx; i++) x[i] = (float)sl_test_uniform(&rs, -1, 1);
+                        for (int64_t i = 0; i < M * ldy; i++) res[i] = (float)sl_test_uniform(&rs, -1, 1);
+                        /* modes: 0 plain, 1 residual, 2 residual in place (y = r on entry) */
+                        for (int mode = 0; mode < (swiglu ? 1 : 3); mode++) {
+                            memcpy(y, res, (size_t)(M * ldy) * sizeof *y);
+                            memcpy(yr, res, (size_t)(M * ldy) * sizeof *yr);
+                            const float *r = mode == 0 ? NULL : mode == 1 ? res : y;
+                            sl_gemm_wpack(M, x, ldx, wp, r, ldy, y, ldy);
+                            sl_gemm_wpack_ref(M, x, ldx, wp, mode ? res : NULL, ldy, yr, ldy);
+                            /* untouched padding columns stay as they were (both start from res) */
+                            const double wr = worst_ratio(y, yr, M * ldy, 1e-5, 1e-5 * sqrt((double)K));
+                            if (wr > 1.0)
+                                fprintf(stderr, "FAIL %s threads %d parts %zu%s K %lld M %lld mode %d\n",
+                                        sl_kernels_isa_name(all_isas[ik]), threads[it], ip, swiglu ? " swiglu" : "",
+                                        (long long)K, (long long)M, mode);
+                            assert_true(wr <= 1.0);
+                            worst_all = fmax(worst_all, wr);
+                            if (!swiglu && mode == 0) {
+                                /* BLAS on the stacked weights, part by part */
+                                int64_t j0 = 0;
+                                for (int p = 0; p < np; p++) {
+                                    for (int64_t i = 0; i < M; i++)
+                                        for (int64_t o = 0; o < parts[p].rows; o++)
+                                            yr[i * ldy + j0 + o] = parts[p].b ? parts[p].b[o] : 0.0f;
+                                    sl_sgemm(0, 1, M, parts[p].rows, K, 1.0f, x, ldx, parts[p].w, K, 1.0f, yr + j0, ldy);
+                                    j0 += parts[p].rows;
+                                }
+                                const double wb = worst_ratio(y, yr, M * ldy, 1e-5, 1e-5 * sqrt((double)K));
+                                assert_true(wb <= 1.0);
+                                worst_blas = fmax(worst_blas, wb);
+                            }
+                            n++;
+                        }
+                        free(x); free(y); free(yr); free(res);
+                        for (int p = 0; p < np; p++) { free(wbuf[p]); free(bbuf[p]); }
+                        sl_wpack_free(wp);
+                    }
+        }
+    }
+    fprintf(stderr, "packed GEMM: %d cases, worst error %.3f (reference), %.3f (BLAS) of the tolerance\n", n, worst_all,
+            worst_blas);
+    sl_kernels_set_isa(SL_ISA_AUTO);
+    sl_set_threads(saved);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_forward_vs_reference),
         cmocka_unit_test(test_forward_long),
         cmocka_unit_test(test_forward_nested),
+        cmocka_unit_test(test_gemm_wpack),
     };
     return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }
