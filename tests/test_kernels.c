@@ -5,7 +5,8 @@
 ** against sl_rnn_forward_ref on random shapes (odd H, B = 1, T = 1, row and
 ** tile threading modes, carry in and out, every state, with and without bias,
 ** leaky RNN), on every instruction set this CPU has and with 1 and 2 threads;
-** the packed-weight GEMM (kernels/gemm.c) against its reference and BLAS.
+** the packed-weight GEMM (kernels/gemm.c) against its reference and BLAS; the
+** vectorised row kernels (kernels/nn_vec.c) and log-sigmoid against theirs.
 */
 #include "sl_test.h"
 
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "nn.h"
 #include "util.h"
 
 static const sl_isa all_isas[] = { SL_ISA_GENERIC, SL_ISA_AVX2, SL_ISA_AVX512 };
@@ -349,6 +351,113 @@ static void test_gemm_wpack(void **state)
     sl_set_threads(saved);
 }
 
+/* ------------------------------------------------------------ vectorised rows (nn_vec.c) */
+static double ref_logsig(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
+
+/* log-sigmoid (vecmath.h's vlogsig through sl_act_rows_f32) against libm in
+** double, to its documented bound, on every ISA. */
+static void test_logsigmoid_vs_libm(void **state)
+{
+    (void)state;
+    const int64_t nd = 40 * 4096 + 1, nr = 100000;
+    float *xs = malloc((size_t)(nd + nr) * sizeof *xs), *y = malloc((size_t)(nd + nr) * sizeof *y);
+    int64_t n = 0;
+    for (int64_t i = 0; i < nd; i++) xs[n++] = (float)(-20.0 + (double)i / 4096.0);
+    uint64_t rs = 9;
+    for (int64_t i = 0; i < nr; i++) xs[n++] = (float)sl_test_uniform(&rs, -87.0, 40.0);
+    for (size_t ik = 0; ik < SL_ARRAY_LEN(all_isas); ik++) {
+        if (sl_kernels_set_isa(all_isas[ik]) != SL_OK) continue;
+        memcpy(y, xs, (size_t)n * sizeof *y);
+        sl_act_rows_f32(SL_VACT_LOGSIG, 1, n, y, n, 1.0f, -INFINITY);
+        double worst = 0, wabs = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const double e = ref_logsig(xs[i]), d = fabs((double)y[i] - e);
+            if (xs[i] <= 16.0f) worst = fmax(worst, d / (fabs(e) * 0x1p-23));
+            else wabs = fmax(wabs, d);
+        }
+        fprintf(stderr, "%s logsigmoid: %.2f ulp on [-87, 16], abs %.3g above\n", sl_kernels_isa_name(all_isas[ik]), worst,
+                wabs);
+        assert_true(worst <= 4.0);
+        assert_true(wabs <= 1e-12);
+    }
+    sl_kernels_set_isa(SL_ISA_AUTO);
+    free(xs);
+    free(y);
+}
+
+/* RMSNorm (plain and gated), L2 norm, activations and the causal conv on
+** strided rows against their references, every ISA, 1 and 2 threads. */
+static void test_rows_vs_reference(void **state)
+{
+    (void)state;
+    const int64_t shapes[][3] = { { 1, 1, 1 }, { 3, 2, 5 }, { 7, 4, 16 }, { 300, 4, 64 }, { 1100, 1, 256 }, { 9, 3, 33 } };
+    const int saved = sl_get_threads();
+    uint64_t rs = 21;
+    double worst = 0;
+    int n = 0;
+    for (size_t ik = 0; ik < SL_ARRAY_LEN(all_isas); ik++) {
+        if (sl_kernels_set_isa(all_isas[ik]) != SL_OK) continue;
+        for (int th = 1; th <= 2; th++) {
+            sl_set_threads(th);
+            for (size_t is = 0; is < SL_ARRAY_LEN(shapes); is++) {
+                const int64_t M = shapes[is][0], nh = shapes[is][1], d = shapes[is][2], w = nh * d, ld = w + 3;
+                float *x = malloc((size_t)(M * ld) * sizeof *x), *g = malloc((size_t)(M * ld) * sizeof *g),
+                      *wt = malloc((size_t)d * sizeof *wt), *y0 = malloc((size_t)(M * ld) * sizeof *y0),
+                      *y1 = malloc((size_t)(M * ld) * sizeof *y1);
+                for (int64_t i = 0; i < M * ld; i++) { x[i] = (float)sl_test_uniform(&rs, -3, 3); g[i] = (float)sl_test_uniform(&rs, -4, 4); }
+                for (int64_t i = 0; i < d; i++) wt[i] = (float)sl_test_uniform(&rs, 0.5, 1.5);
+                for (int variant = 0; variant < 7; variant++) {
+                    memcpy(y0, x, (size_t)(M * ld) * sizeof *y0);
+                    memcpy(y1, x, (size_t)(M * ld) * sizeof *y1);
+                    switch (variant) {
+                    case 0: case 1:
+                        sl_rmsnorm_rows_f32(M, nh, d, x, ld, variant ? wt : NULL, 1e-5f, variant ? g : NULL, ld, y0, ld);
+                        sl_rmsnorm_rows_f32_ref(M, nh, d, x, ld, variant ? wt : NULL, 1e-5f, variant ? g : NULL, ld, y1, ld);
+                        break;
+                    case 2:
+                        sl_l2norm_rows_f32(M, nh, d, y0, ld, 1e-6f);
+                        sl_l2norm_rows_f32_ref(M, nh, d, y1, ld, 1e-6f);
+                        break;
+                    default: {
+                        const int kind = variant - 3 < 3 ? variant - 3 : SL_VACT_LOGSIG;
+                        const float a = variant == 6 ? 1.0f / 16 : 2.0f, lo = variant == 6 ? -0.1f : -INFINITY;
+                        sl_act_rows_f32(kind, M, w, y0, ld, a, lo);
+                        sl_act_rows_f32_ref(kind, M, w, y1, ld, a, lo);
+                    }
+                    }
+                    worst = fmax(worst, worst_ratio(y0, y1, M * ld, 2e-6, 1e-6));
+                    n++;
+                }
+                /* conv: B sequences of T = M rows, C = w channels, k = 1..4 taps, history, SiLU on a middle range */
+                for (int64_t k = 1; k <= 4; k++) {
+                    const int64_t B = 1 + (int64_t)(is % 3), T = M, C = w, H = k - 1;
+                    float *cx = malloc((size_t)(B * T * ld) * sizeof *cx), *cw = malloc((size_t)(k * C) * sizeof *cw),
+                          *cb = malloc((size_t)C * sizeof *cb), *h0 = malloc((size_t)(B * H * C + 1) * sizeof *h0),
+                          *h1 = malloc((size_t)(B * H * C + 1) * sizeof *h1), *o0 = malloc((size_t)(B * T * ld) * sizeof *o0),
+                          *o1 = malloc((size_t)(B * T * ld) * sizeof *o1);
+                    for (int64_t i = 0; i < B * T * ld; i++) cx[i] = (float)sl_test_uniform(&rs, -2, 2);
+                    for (int64_t i = 0; i < k * C; i++) cw[i] = (float)sl_test_uniform(&rs, -1, 1);
+                    for (int64_t i = 0; i < C; i++) cb[i] = (float)sl_test_uniform(&rs, -1, 1);
+                    for (int64_t i = 0; i < B * H * C; i++) h0[i] = h1[i] = (float)sl_test_uniform(&rs, -2, 2);
+                    const int64_t s0 = C / 3, s1 = C - C / 4;
+                    sl_conv1d_rows_f32(B, T, C, k, cx, ld, cw, k % 2 ? cb : NULL, H ? h0 : NULL, o0, ld, s0, s1);
+                    sl_conv1d_rows_f32_ref(B, T, C, k, cx, ld, cw, k % 2 ? cb : NULL, H ? h1 : NULL, o1, ld, s0, s1);
+                    for (int64_t r = 0; r < B * T; r++)
+                        worst = fmax(worst, worst_ratio(o0 + r * ld, o1 + r * ld, C, 2e-6, 1e-6));
+                    worst = fmax(worst, worst_ratio(h0, h1, B * H * C, 0, 0 + 1e-30));
+                    free(cx); free(cw); free(cb); free(h0); free(h1); free(o0); free(o1);
+                    n++;
+                }
+                free(x); free(g); free(wt); free(y0); free(y1);
+            }
+        }
+    }
+    fprintf(stderr, "vectorised rows: %d cases, worst error %.3f of (2e-6 rel + 1e-6 abs)\n", n, worst);
+    assert_true(worst <= 1.0);
+    sl_kernels_set_isa(SL_ISA_AUTO);
+    sl_set_threads(saved);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -357,6 +466,8 @@ int main(void)
         cmocka_unit_test(test_forward_long),
         cmocka_unit_test(test_forward_nested),
         cmocka_unit_test(test_gemm_wpack),
+        cmocka_unit_test(test_logsigmoid_vs_libm),
+        cmocka_unit_test(test_rows_vs_reference),
     };
     return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }
