@@ -31,7 +31,13 @@
 ** weights, at most a few MB, are read by every thread from its own L2/L3);
 ** inside an OpenMP region, or below ~1 MFLOP, one thread. BLAS is not used.
 **
-** sl_gemm_wpack_ref is the plain reference (double accumulation, from the
+** sl_gemm_f32 is the same micro-kernel on unpacked operands, one thread, for
+** the small products inside a thread's own work (the matrix-state scans'
+** chunks): A read with any element strides (rows or columns of a row-major
+** matrix, as kernels/bptt_gemm.c's contract), B row-major, its tail columns
+** through masked loads.
+**
+** sl_gemm_wpack_ref and sl_gemm_f32_ref are the plain references (double accumulation, from the
 ** original weights): tests/test_kernels.c holds the two together on every ISA
 ** the CPU has.
 */
@@ -67,6 +73,8 @@ typedef int32_t gvi_avx512 __attribute__((vector_size(64)));
 #define VI gvi_avx512
 #define VFMA(a, b, c) ((VF)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
 #define VSPLAT(f) _mm512_set1_ps(f)
+#define GM_LDM(p, n) ((VF)_mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), (p)))
+#define GM_STM(p, v, n) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (n)) - 1u), (__m512)(v))
 #include "gemm_impl.h"
 #undef VW
 #undef SFX
@@ -76,10 +84,17 @@ typedef int32_t gvi_avx512 __attribute__((vector_size(64)));
 #undef VI
 #undef VFMA
 #undef VSPLAT
+#undef GM_LDM
+#undef GM_STM
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+/* Lanes i < n set (AVX2 masked loads and stores). */
+static inline __m256i gm_mask8(int64_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
 #define VW 8
 #define SFX(n) n##_avx2
 #define GM_MR 2
@@ -90,6 +105,8 @@ typedef int32_t gvi_avx2 __attribute__((vector_size(32)));
 #define VI gvi_avx2
 #define VFMA(a, b, c) ((VF)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
 #define VSPLAT(f) _mm256_set1_ps(f)
+#define GM_LDM(p, n) ((VF)_mm256_maskload_ps((p), gm_mask8(n)))
+#define GM_STM(p, v, n) _mm256_maskstore_ps((p), gm_mask8(n), (__m256)(v))
 #include "gemm_impl.h"
 #undef VW
 #undef SFX
@@ -99,6 +116,8 @@ typedef int32_t gvi_avx2 __attribute__((vector_size(32)));
 #undef VI
 #undef VFMA
 #undef VSPLAT
+#undef GM_LDM
+#undef GM_STM
 #pragma GCC pop_options
 
 /* The baseline (the build's -march, x86-64-v2: SSE4.2, no FMA). */
@@ -112,6 +131,8 @@ typedef int32_t gvi_generic __attribute__((vector_size(16)));
 #define VI gvi_generic
 #define VFMA(a, b, c) ((a) * (b) + (c))
 #define VSPLAT(f) _mm_set1_ps(f)
+#define GM_LDM(p, n) SFX(gm_ld_part)((p), (n))
+#define GM_STM(p, v, n) SFX(gm_st_part)((p), (v), (n))
 #include "gemm_impl.h"
 #undef VW
 #undef SFX
@@ -121,6 +142,8 @@ typedef int32_t gvi_generic __attribute__((vector_size(16)));
 #undef VI
 #undef VFMA
 #undef VSPLAT
+#undef GM_LDM
+#undef GM_STM
 
 typedef void (*gm_rows_fn)(const sl_wpack *, int64_t, int64_t, const float *, int64_t, const float *, int64_t,
                            float *, int64_t);
@@ -130,6 +153,14 @@ static const gm_rows_fn gm_rows[] = {
     [SL_ISA_AVX512] = gm_rows_avx512,
 };
 static const int gm_mr[] = { [SL_ISA_GENERIC] = 1, [SL_ISA_AVX2] = 2, [SL_ISA_AVX512] = 6 };
+
+typedef void (*gs_run_fn)(int64_t, int64_t, int64_t, float, const float *, int64_t, int64_t, const float *, int64_t,
+                          int, float *, int64_t);
+static const gs_run_fn gs_run[] = {
+    [SL_ISA_GENERIC] = gs_run_generic,
+    [SL_ISA_AVX2] = gs_run_avx2,
+    [SL_ISA_AVX512] = gs_run_avx512,
+};
 
 /* ------------------------------------------------------------ packing */
 static int64_t pack_rows(const sl_wpack *p)
@@ -251,4 +282,28 @@ void sl_gemm_wpack_ref(int64_t M, const float *x, int64_t ldx, const sl_wpack *w
             }
         }
     }
+}
+
+/* ------------------------------------------------------------ strided, one thread */
+void sl_gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t am, int64_t ak, const float *B,
+                 int64_t ldb, int add, float *C, int64_t ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) C[i * ldc + j] = add ? C[i * ldc + j] : 0.0f;
+        return;
+    }
+    gs_run[sl_kernels_isa()](M, N, K, alpha, A, am, ak, B, ldb, add, C, ldc);
+}
+
+void sl_gemm_f32_ref(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t am, int64_t ak,
+                     const float *B, int64_t ldb, int add, float *C, int64_t ldc)
+{
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) s += (double)A[i * am + k * ak] * B[k * ldb + j];
+            C[i * ldc + j] = (float)((add ? C[i * ldc + j] : 0.0) + alpha * s);
+        }
 }

@@ -167,6 +167,98 @@ static void SFX(gm_rows)(const sl_wpack *w, int64_t r0, int64_t r1, const float 
     }
 }
 
+
+/* ------------------------------------------------------------ strided, unpacked */
+/* One register tile of C = (add ? C : 0) + alpha A B: rows [0, MR) with A's
+** element (m, k) at A[m am + k ak], NVE vectors of B's row-major columns
+** (row stride ldb; only the first nvalid columns read or written). */
+static inline __attribute__((always_inline)) void SFX(gs_tile)(const int MR, const int NVE, int64_t K, float alpha,
+                                                               const float *A, int64_t am, int64_t ak, const float *B,
+                                                               int64_t ldb, int add, float *C, int64_t ldc,
+                                                               int64_t nvalid)
+{
+    VF acc[GM_MR][GM_NVE];
+    /* vectors [0, nfull) whole; the rest masked (possibly to nothing) */
+    const int nfull = (int)SL_MIN((int64_t)NVE, nvalid / VW);
+#define GS_N(v) SL_MAX((int64_t)0, nvalid - (int64_t)(v) * VW)
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; m++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NVE; v++) acc[m][v] = VM_SPLAT(0.0f);
+    for (int64_t k = 0; k < K; k++) {
+        const float *b = B + k * ldb;
+        VF wv[GM_NVE];
+#pragma GCC unroll 8
+        for (int v = 0; v < NVE; v++) wv[v] = v < nfull ? SFX(gm_ldu)(b + v * VW) : GM_LDM(b + v * VW, GS_N(v));
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; m++) {
+            const VF a = VM_SPLAT(A[m * am + k * ak]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NVE; v++) acc[m][v] = VFMA(a, wv[v], acc[m][v]);
+        }
+    }
+    const VF va = VM_SPLAT(alpha);
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; m++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NVE; v++) {
+            float *c = C + m * ldc + v * VW;
+            VF o = acc[m][v] * va;
+            if (v < nfull) {
+                if (add) o += SFX(gm_ldu)(c);
+                SFX(gm_stu)(c, o);
+            } else if (GS_N(v) > 0) {
+                if (add) o += GM_LDM(c, GS_N(v));
+                GM_STM(c, o, GS_N(v));
+            }
+        }
+#undef GS_N
+}
+
+#define GS_DEF(MR, NV)                                                                                         \
+    static void SFX(gs_##MR##_##NV)(int64_t K, float alpha, const float *A, int64_t am, int64_t ak,             \
+                                    const float *B, int64_t ldb, int add, float *C, int64_t ldc, int64_t nvalid) \
+    {                                                                                                           \
+        SFX(gs_tile)(MR, NV * GM_Q, K, alpha, A, am, ak, B, ldb, add, C, ldc, nvalid);                          \
+    }
+typedef void (*SFX(gs_fn))(int64_t, float, const float *, int64_t, int64_t, const float *, int64_t, int, float *,
+                           int64_t, int64_t);
+#define GS_DEF_MR(MR) GS_DEF(MR, 1) GS_DEF(MR, 2) GS_DEF(MR, 3) GS_DEF(MR, 4)
+#define GS_ROW(MR) { SFX(gs_##MR##_1), SFX(gs_##MR##_2), SFX(gs_##MR##_3), SFX(gs_##MR##_4) }
+GS_DEF_MR(1)
+#if GM_MR >= 2
+GS_DEF_MR(2)
+#endif
+#if GM_MR >= 6
+GS_DEF_MR(3) GS_DEF_MR(4) GS_DEF_MR(5) GS_DEF_MR(6)
+#endif
+/* [MR][quarters - 1] (tiles cut to whole quarters; the last vector masked) */
+static const SFX(gs_fn) SFX(gs_tab)[GM_MR + 1][4] = {
+    { NULL }, GS_ROW(1),
+#if GM_MR >= 2
+    GS_ROW(2),
+#endif
+#if GM_MR >= 6
+    GS_ROW(3), GS_ROW(4), GS_ROW(5), GS_ROW(6),
+#endif
+};
+#undef GS_DEF
+#undef GS_DEF_MR
+#undef GS_ROW
+
+static void SFX(gs_run)(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t am, int64_t ak,
+                        const float *B, int64_t ldb, int add, float *C, int64_t ldc)
+{
+    for (int64_t i = 0; i < M; i += GM_MR) {
+        const int mr = (int)SL_MIN(GM_MR, M - i);
+        for (int64_t j = 0; j < N; j += GM_CW) {
+            const int64_t nv = SL_MIN(GM_CW, N - j);
+            const int nq = (int)((nv + GM_Q * VW - 1) / (GM_Q * VW));
+            SFX(gs_tab)[mr][nq - 1](K, alpha, A + i * am, am, ak, B + j, ldb, add, C + i * ldc + j, ldc, nv);
+        }
+    }
+}
+
 #undef GM_CW
 #undef GM_Q
 #undef VM_SPLAT

@@ -71,6 +71,15 @@ void sl_gemm_wpack(int64_t M, const float *x, int64_t ldx, const sl_wpack *w, co
 void sl_gemm_wpack_ref(int64_t M, const float *x, int64_t ldx, const sl_wpack *w, const float *r, int64_t ldr, float *y,
                        int64_t ldy);
 
+/* C[M, N] = (add ? C : 0) + alpha A B with A's element (m, k) at A[m am + k ak]
+** (rows or columns of a row-major matrix), B row-major [K, N] (row stride
+** ldb), C row-major (ldc); C must not overlap A or B. One thread, no
+** allocation: for small products inside parallel work. */
+void sl_gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t am, int64_t ak, const float *B,
+                 int64_t ldb, int add, float *C, int64_t ldc);
+void sl_gemm_f32_ref(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t am, int64_t ak,
+                     const float *B, int64_t ldb, int add, float *C, int64_t ldc);
+
 /* ------------------------------------------------------------ activations */
 static inline float sl_sigmoidf(float x) { return 1.0f / (1.0f + __builtin_expf(-x)); }
 

@@ -351,6 +351,57 @@ static void test_gemm_wpack(void **state)
     sl_set_threads(saved);
 }
 
+/* sl_gemm_f32 (strided A, row-major B, one thread) against its reference and
+** BLAS: the scans' shapes and odd ones, A by rows and by columns, alpha, add. */
+static void test_gemm_strided(void **state)
+{
+    (void)state;
+    const int64_t dims[] = { 1, 3, 6, 16, 17, 32, 64, 100 };
+    uint64_t rs = 5;
+    double worst = 0, worst_blas = 0;
+    int n = 0;
+    for (size_t ik = 0; ik < SL_ARRAY_LEN(all_isas); ik++) {
+        if (sl_kernels_set_isa(all_isas[ik]) != SL_OK) continue;
+        for (size_t a = 0; a < SL_ARRAY_LEN(dims); a++)
+            for (size_t b = 0; b < SL_ARRAY_LEN(dims); b++)
+                for (size_t c = 0; c < SL_ARRAY_LEN(dims); c += 2) {
+                    const int64_t M = dims[a], N = dims[b], K = dims[(c + a) % SL_ARRAY_LEN(dims)];
+                    const int trans = (int)((a + b + c) % 2), add = (int)((a + c) % 2);
+                    const float alpha = (a + b) % 3 == 0 ? -1.0f : 0.5f;
+                    const int64_t lda = (trans ? M : K) + 2, ldb = N + 1, ldc = N + 3;
+                    float *A = malloc((size_t)((trans ? K : M) * lda) * sizeof *A), *B = malloc((size_t)(K * ldb) * sizeof *B),
+                          *C0 = malloc((size_t)(M * ldc) * sizeof *C0), *C1 = malloc((size_t)(M * ldc) * sizeof *C1);
+                    for (int64_t i = 0; i < (trans ? K : M) * lda; i++) A[i] = (float)sl_test_uniform(&rs, -1, 1);
+                    for (int64_t i = 0; i < K * ldb; i++) B[i] = (float)sl_test_uniform(&rs, -1, 1);
+                    for (int64_t i = 0; i < M * ldc; i++) C0[i] = C1[i] = (float)sl_test_uniform(&rs, -1, 1);
+                    const int64_t am = trans ? 1 : lda, ak = trans ? lda : 1;
+                    sl_gemm_f32(M, N, K, alpha, A, am, ak, B, ldb, add, C0, ldc);
+                    sl_gemm_f32_ref(M, N, K, alpha, A, am, ak, B, ldb, add, C1, ldc);
+                    const double tol = 1e-6 * sqrt((double)K);
+                    worst = fmax(worst, worst_ratio(C0, C1, M * ldc, 1e-5, tol));
+                    free(A); free(B); free(C0); free(C1);
+                    n++;
+                }
+    }
+    /* BLAS on a few shapes (the plain contract: rows of A, beta 0 / 1) */
+    for (int64_t M = 1; M <= 40; M += 13)
+        for (int64_t N = 1; N <= 70; N += 23) {
+            const int64_t K = 33;
+            float *A = malloc((size_t)(M * K) * sizeof *A), *B = malloc((size_t)(K * N) * sizeof *B),
+                  *C0 = calloc((size_t)(M * N), sizeof *C0), *C1 = calloc((size_t)(M * N), sizeof *C1);
+            for (int64_t i = 0; i < M * K; i++) A[i] = (float)sl_test_uniform(&rs, -1, 1);
+            for (int64_t i = 0; i < K * N; i++) B[i] = (float)sl_test_uniform(&rs, -1, 1);
+            sl_gemm_f32(M, N, K, 1.0f, A, K, 1, B, N, 0, C0, N);
+            sl_sgemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
+            worst_blas = fmax(worst_blas, worst_ratio(C0, C1, M * N, 1e-5, 1e-5));
+            free(A); free(B); free(C0); free(C1);
+        }
+    fprintf(stderr, "strided GEMM: %d cases, worst error %.3f (reference), %.3f (BLAS) of the tolerance\n", n, worst,
+            worst_blas);
+    assert_true(worst <= 1.0 && worst_blas <= 1.0);
+    sl_kernels_set_isa(SL_ISA_AUTO);
+}
+
 /* ------------------------------------------------------------ vectorised rows (nn_vec.c) */
 static double ref_logsig(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
 
@@ -466,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_forward_long),
         cmocka_unit_test(test_forward_nested),
         cmocka_unit_test(test_gemm_wpack),
+        cmocka_unit_test(test_gemm_strided),
         cmocka_unit_test(test_logsigmoid_vs_libm),
         cmocka_unit_test(test_rows_vs_reference),
     };
