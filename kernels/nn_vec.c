@@ -92,8 +92,8 @@ static const nv_isa nv_isas[] = {
     [SL_ISA_AVX512] = { nv_rms_row_avx512, nv_l2_row_avx512, nv_act_row_avx512, nv_conv_row_avx512 },
 };
 
-/* Split rows over threads above ~64k elements. */
-#define NV_PAR(M, n) ((M) * (n) > 65536)
+/* Split rows over threads from ~32k elements. */
+#define NV_PAR(M, n) ((M) * (n) >= 32768)
 
 /* ------------------------------------------------------------ vectorised */
 void sl_rmsnorm_rows_f32(int64_t M, int64_t nh, int64_t d, const float *x, int64_t ldx, const float *w, float eps,

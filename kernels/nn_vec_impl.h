@@ -91,31 +91,51 @@ static void SFX(nv_act_row)(int kind, int64_t n, float *x, float a, float lo)
     }
 }
 
+/* SiLU on the lanes of s whose channel c + lane is in [s0, s1). */
+static inline VF SFX(nv_silu_range)(VF s, int64_t c, int64_t s0, int64_t s1)
+{
+    if (c >= s0 && c + VW <= s1) return s * SFX(vsig)(s);
+    if (c + VW <= s0 || c >= s1) return s;
+    int32_t in[VW];
+    for (int i = 0; i < VW; i++) in[i] = c + i >= s0 && c + i < s1 ? -1 : 0;
+    VI m;
+    memcpy(&m, in, sizeof m);
+    return SFX(vm_select)(m, s * SFX(vsig)(s), s);
+}
+
 /* Output row (b, t) of the causal conv: C channels, k taps, SiLU on
-** channels [s0, s1). */
+** channels [s0, s1). The taps' source rows are found once (taps before the
+** start with no history contribute nothing), then whole vectors of channels
+** and a masked tail. */
 static void SFX(nv_conv_row)(int64_t T, int64_t C, int64_t k, const float *x, int64_t ldx, const float *wt,
                              const float *bias, const float *hist, int64_t b, int64_t t, float *y, int64_t s0,
                              int64_t s1)
 {
+    enum { NTAP = 8 };
     const int64_t H = k - 1;
-    int32_t iota[VW];
-    for (int i = 0; i < VW; i++) iota[i] = i;
-    VI lane;
-    memcpy(&lane, iota, sizeof lane);
-    for (int64_t c = 0; c < C; c += VW) {
-        const int64_t n = C - c;
-        VF s = bias ? SFX(nv_ld)(bias + c, n, 0.0f) : VM_SPLAT(0.0f);
-        for (int64_t j = 0; j < k; j++) {
+    for (int64_t j0 = 0; j0 < k; j0 += NTAP) {   /* taps in groups of NTAP (one group for k <= 8) */
+        const float *src[NTAP], *w[NTAP];
+        int nt = 0;
+        for (int64_t j = j0; j < SL_MIN(k, j0 + NTAP); j++) {
             const int64_t tt = t - H + j;   /* input time of tap j */
-            const float *src = tt >= 0 ? x + (b * T + tt) * ldx : hist ? hist + (b * H + H + tt) * C : NULL;
-            if (src) s = VFMA(SFX(nv_ld)(src + c, n, 0.0f), SFX(nv_ld)(wt + j * C + c, n, 0.0f), s);
+            const float *r = tt >= 0 ? x + (b * T + tt) * ldx : hist ? hist + (b * H + H + tt) * C : NULL;
+            if (r) { src[nt] = r; w[nt] = wt + j * C; nt++; }
         }
-        if (c + VW > s0 && c < s1) {
-            const VI ci = lane + ((VI){ 0 } + (int32_t)c);
-            const VI m = (ci >= ((VI){ 0 } + (int32_t)s0)) & (ci < ((VI){ 0 } + (int32_t)s1));
-            s = SFX(vm_select)(m, s * SFX(vsig)(s), s);
+        const int first = j0 == 0, last = j0 + NTAP >= k;
+        int64_t c = 0;
+        for (; c + VW <= C; c += VW) {
+            VF s = first ? (bias ? SFX(nv_ldu)(bias + c) : VM_SPLAT(0.0f)) : SFX(nv_ldu)(y + c);
+            for (int j = 0; j < nt; j++) s = VFMA(SFX(nv_ldu)(src[j] + c), SFX(nv_ldu)(w[j] + c), s);
+            if (last) s = SFX(nv_silu_range)(s, c, s0, s1);
+            SFX(nv_stu)(y + c, s);
         }
-        SFX(nv_st)(y + c, s, n);
+        if (c < C) {
+            const int64_t n = C - c;
+            VF s = first ? (bias ? SFX(nv_ld)(bias + c, n, 0.0f) : VM_SPLAT(0.0f)) : SFX(nv_ld)(y + c, n, 0.0f);
+            for (int j = 0; j < nt; j++) s = VFMA(SFX(nv_ld)(src[j] + c, n, 0.0f), SFX(nv_ld)(w[j] + c, n, 0.0f), s);
+            if (last) s = SFX(nv_silu_range)(s, c, s0, s1);
+            SFX(nv_st)(y + c, s, n);
+        }
     }
 }
 

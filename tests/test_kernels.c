@@ -479,8 +479,9 @@ static void test_rows_vs_reference(void **state)
                     worst = fmax(worst, worst_ratio(y0, y1, M * ld, 2e-6, 1e-6));
                     n++;
                 }
-                /* conv: B sequences of T = M rows, C = w channels, k = 1..4 taps, history, SiLU on a middle range */
-                for (int64_t k = 1; k <= 4; k++) {
+                /* conv: B sequences of T = M rows, C = w channels, k = 1..4 and 10 taps (two groups), history,
+                ** SiLU on a middle range */
+                for (int64_t k = 1; k <= 10; k += k < 4 ? 1 : 6) {
                     const int64_t B = 1 + (int64_t)(is % 3), T = M, C = w, H = k - 1;
                     float *cx = malloc((size_t)(B * T * ld) * sizeof *cx), *cw = malloc((size_t)(k * C) * sizeof *cw),
                           *cb = malloc((size_t)C * sizeof *cb), *h0 = malloc((size_t)(B * H * C + 1) * sizeof *h0),
