@@ -3,11 +3,10 @@
 ** algorithms.
 **
 ** Layout of the chunked workspace (floats, for chunk length C):
-**   A  [C, C], X [C, C]   scores; the delta rule uses them as one [2C, C] block
-**                         [K K^T; Q K^T] (one GEMM), then X = (I + N)^-1
+**   A  [C, C], X [C, C]   scores; the delta rule: X = K K^T, then (I + N)^-1 in
+**                         place, and A = Q K^T (its rows C apart: [X; A] is one block)
 **   G  [C, dk]            cumulative log decay inside the chunk (scalar gates use C)
-**   Q1, K1, K2, W [C, dk] decayed queries and keys (GLA: Qh, KD, Kh, X); the
-**                         delta rule stacks [K; Q] in Q1 and K1
+**   Q1, K1, K2, W [C, dk] decayed queries and keys (GLA: Qh, KD, Kh, X)
 **   KT [dk, C]            keys transposed: the right-hand side of the score products
 **   U, V1 [C, dv]         spare
 **   VK, UW [C, dv + dk]   delta rule: [beta . V | beta gamma . K] and

@@ -80,16 +80,6 @@ static void SFX(recurrent)(const sl_ms_seq *s, float *tmp)
     }
 }
 
-/* Scale n output rows by s->scale. */
-static void SFX(scale_rows)(const sl_ms_seq *s, float *o, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) {
-        float *r = o + i * s->ldo;
-#pragma omp simd
-        for (int64_t p = 0; p < s->dv; p++) r[p] *= s->scale;
-    }
-}
-
 /* Scalar or no gate, no delta rule. */
 static void SFX(chunk_gated_scalar)(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work *w)
 {
@@ -113,18 +103,17 @@ static void SFX(chunk_gated_scalar)(const sl_ms_seq *s, int64_t t0, int64_t n, m
         }
         for (int64_t j = i + 1; j < n; j++) Ai[j] = 0.0f;
     }
-    ms_mm(0, n, dv, n, 1.0f, A, n, v, s->ldv, 0, o, s->ldo);
+    ms_mm(0, n, dv, n, s->scale, A, n, v, s->ldv, 0, o, s->ldo);
     if (gated) {
         for (int64_t i = 0; i < n; i++) {
             const float e = SFX(ms_exp)(G[i]);
 #pragma omp simd
             for (int64_t d = 0; d < dk; d++) w->Q1[i * dk + d] = e * q[i * s->ldq + d];
         }
-        ms_mm(0, n, dv, dk, 1.0f, w->Q1, dk, s->S, dv, 1, o, s->ldo);
+        ms_mm(0, n, dv, dk, s->scale, w->Q1, dk, s->S, dv, 1, o, s->ldo);
     } else {
-        ms_mm(0, n, dv, dk, 1.0f, q, s->ldq, s->S, dv, 1, o, s->ldo);
+        ms_mm(0, n, dv, dk, s->scale, q, s->ldq, s->S, dv, 1, o, s->ldo);
     }
-    SFX(scale_rows)(s, o, n);
     if (gated) {
         const float Gl = G[n - 1], el = SFX(ms_exp)(Gl);
         for (int64_t i = 0; i < dk * dv; i++) s->S[i] *= el;
@@ -181,7 +170,7 @@ static void SFX(chunk_gated_vector)(const sl_ms_seq *s, int64_t t0, int64_t n, m
             for (int64_t d = 0; d < dk; d++) X[i * dk + d] = Qh[i * dk + d] * e[d];
         }
     }
-    ms_mm(0, n, dv, dk, 1.0f, X, dk, s->S, dv, 0, o, s->ldo);
+    ms_mm(0, n, dv, dk, s->scale, X, dk, s->S, dv, 0, o, s->ldo);
     /* Intra-chunk scores, one GEMM per row sub-chunk. */
     memset(A, 0, (size_t)(n * n) * sizeof *A);
     for (int64_t i0 = 0; i0 < n; i0 += sub) {
@@ -217,8 +206,7 @@ static void SFX(chunk_gated_vector)(const sl_ms_seq *s, int64_t t0, int64_t n, m
         for (int64_t i = i0; i < i1; i++)
             for (int64_t j = i + 1; j < i1; j++) A[i * n + j] = 0.0f;
     }
-    ms_mm(0, n, dv, n, 1.0f, A, n, v, s->ldv, 1, o, s->ldo);
-    SFX(scale_rows)(s, o, n);
+    ms_mm(0, n, dv, n, s->scale, A, n, v, s->ldv, 1, o, s->ldo);
     /* State: S = diag(exp(G_last)) S + (K . exp(G_last - G_j))^T V, with
     ** exp(G_last - G_j) = exp(G_last - G_Je) Kh_j. */
     const float *Gl = G + (n - 1) * dk;
@@ -248,22 +236,21 @@ static void SFX(chunk_delta)(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work 
     const float *q = s->q + t0 * s->ldq, *k = s->k + t0 * s->ldk, *v = s->v + t0 * s->ldv;
     const float *beta = s->beta + t0 * s->ldb;
     const int64_t lw = dv + dk;
-    float *o = s->o + t0 * s->ldo, *G = w->G, *r = w->r, *KQ = w->Q1;
+    float *o = s->o + t0 * s->ldo, *G = w->G, *r = w->r;
     float *X = w->A, *A = w->A + n * n, *U = w->UW, *W = w->UW + dv;
     float acc = 0.0f;
     for (int64_t i = 0; i < n; i++) {
         if (s->g) acc += s->g[(t0 + i) * s->ldg];
         G[i] = acc;
     }
-    /* [X; A] <- [K; Q] K^T in one GEMM. */
-    for (int64_t i = 0; i < n; i++) {
-        memcpy(KQ + i * dk, k + i * s->ldk, (size_t)dk * sizeof *KQ);
-        memcpy(KQ + (n + i) * dk, q + i * s->ldq, (size_t)dk * sizeof *KQ);
-    }
+    /* X <- K K^T, A <- Q K^T. */
     ms_transpose(n, dk, k, s->ldk, w->KT);
-    ms_mm(0, 2 * n, n, dk, 1.0f, KQ, dk, w->KT, n, 0, X, n);
+    ms_mm(0, n, n, dk, 1.0f, k, s->ldk, w->KT, n, 0, X, n);
+    ms_mm(0, n, n, dk, 1.0f, q, s->ldq, w->KT, n, 0, A, n);
     /* N_tj = beta_t gamma_t / gamma_j (k_t . k_j), j < t; X <- (I + N)^-1 row by row:
-    ** x_t = e_t - sum_{m<t} N_tm x_m. */
+    ** x_t = e_t - sum_{m<t} N_tm x_m. The finished rows x_m have 1 on the
+    ** diagonal and zeros after it, so each update runs over the whole row
+    ** (fixed length n: one vector at n = 16). */
     for (int64_t t = 0; t < n; t++) {
         float *Xt = X + t * n;
         const float bt = beta[t * s->ldb], Gt = G[t];
@@ -273,13 +260,12 @@ static void SFX(chunk_delta)(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work 
         } else {
             for (int64_t j = 0; j < t; j++) Xt[j] *= bt;
         }
-        for (int64_t j = 0; j < t; j++) r[j] = 0.0f;
+        for (int64_t j = 0; j < n; j++) r[j] = 0.0f;
         for (int64_t m = 0; m < t; m++) {
             const float c = Xt[m], *Xm = X + m * n;
             if (c == 0.0f) continue;
 #pragma omp simd
-            for (int64_t j = 0; j < m; j++) r[j] -= c * Xm[j];
-            r[m] -= c;
+            for (int64_t j = 0; j < n; j++) r[j] -= c * Xm[j];
         }
         for (int64_t j = 0; j < t; j++) Xt[j] = r[j];
         Xt[t] = 1.0f;
@@ -310,10 +296,9 @@ static void SFX(chunk_delta)(const sl_ms_seq *s, int64_t t0, int64_t n, ms_work 
         }
         for (int64_t j = t + 1; j < n; j++) At[j] = 0.0f;
     }
-    if (s->g) ms_mm(0, n, dv, dk, 1.0f, w->Q1, dk, s->S, dv, 0, o, s->ldo);
-    else ms_mm(0, n, dv, dk, 1.0f, q, s->ldq, s->S, dv, 0, o, s->ldo);
-    ms_mm(0, n, dv, n, 1.0f, A, n, U, lw, 1, o, s->ldo);
-    SFX(scale_rows)(s, o, n);
+    if (s->g) ms_mm(0, n, dv, dk, s->scale, w->Q1, dk, s->S, dv, 0, o, s->ldo);
+    else ms_mm(0, n, dv, dk, s->scale, q, s->ldq, s->S, dv, 0, o, s->ldo);
+    ms_mm(0, n, dv, n, s->scale, A, n, U, lw, 1, o, s->ldo);
     /* S = gamma_n S_0 + (K . gamma_n / gamma_j)^T U. */
     const float Gl = G[n - 1], el = SFX(ms_exp)(Gl);
     if (s->g)

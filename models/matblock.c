@@ -477,13 +477,13 @@ typedef struct mb_ws {
     float *all;
 } mb_ws;
 
-static int mb_ws_alloc(const mb_impl *im, int64_t B, int64_t tb, int algo, int64_t C, mb_ws *ws, sl_err *err)
+static int mb_ws_alloc(const mb_impl *im, int64_t B, int64_t tb, int algo, int64_t C, int nt, mb_ws *ws, sl_err *err)
 {
     const sl_mb *p = &im->p;
     const int64_t R = B * tb, H = p->H, dk = p->dk, dv = p->dv, ds = im->ds, I = p->inner, mlstm = p->kind == SL_MB_MLSTM;
     const int64_t wv = H * ds, gd = p->kind == SL_MB_GLA ? dk : 1;
     const int64_t nh = p->conv_k > 1 ? (p->conv_k - 1) * im->cc : 0;
-    ws->nt = sl_get_threads();
+    ws->nt = nt;
     ws->scan_ws = algo == SL_ALGO_CHUNKED ? sl_ms_workspace(C, dk, ds) : dk + ds;
     size_t sizes[15] = { (size_t)(R * p->hid), (size_t)(R * (mlstm ? 2 * I : im->np)),
                          (size_t)(R * (mlstm ? I : p->conv_k > 0 ? im->cc : 0)), (size_t)(R * H * gd), (size_t)(R * H),
@@ -698,7 +698,7 @@ static int mb_block(const sl_layer *L, const sl_fwd *f, int64_t t0, int64_t tb, 
         goto scanned;
     }
 #endif
-#pragma omp parallel for num_threads(ws->nt) schedule(dynamic) if (B * H > 1)
+#pragma omp parallel for num_threads(ws->nt) schedule(dynamic) if (B * H > 1 && ws->nt > 1)
     for (int64_t bh = 0; bh < B * H; bh++) {
         const int64_t b = bh / H, h = bh % H, r0 = b * tb;
         float *wk = ws->scan + (int64_t)omp_get_thread_num() * ws->scan_ws;
@@ -757,12 +757,47 @@ scanned:
     return SL_OK;
 }
 
-/* Rows per block: about this many (sequences x steps) at once, so the
-** block's workspace (~13 KB a row at the bench's sizes) stays in L3. */
-static int64_t mb_block_rows = 1024;
+/* Rows per block and thread: about this many (sequences x steps) at once, so
+** a block's workspace (~13 KB a row at the bench's sizes) stays in L3
+** (B = 4, T = 4096 on 2 threads, ms a forward: 16384 rows (no blocks) 143,
+** 4096 97, 2048 81, 1024 76, 512 74, 256 78). */
+static int64_t mb_block_rows = 512;
 
-/* The batch forward from the carries: blocks of tb steps of every sequence
-** (a multiple of the chunk, so the chunks are those of one pass over T). */
+/* Sequences [b0, b1) of the batch from their carries, through blocks of tb
+** steps of each (a multiple of the chunk, so the chunks are those of one
+** pass over T); nt threads inside each stage. */
+static int mb_run_seqs(const sl_layer *L, const sl_fwd *f, int64_t b0, int64_t b1, float *carry, float *heads,
+                       int algo, int64_t C, int nt, int64_t rows, sl_err *err)
+{
+    const mb_impl *im = L->impl;
+    const int64_t T = f->T, Bs = b1 - b0, hid = L->n_in, wv = im->p.H * im->ds;
+    if (Bs <= 0) return SL_OK;
+    sl_fwd fs = *f;
+    fs.B = Bs;
+    fs.x = f->x + b0 * T * hid;
+    fs.y = f->y + b0 * T * hid;
+    int64_t tb = SL_MAX(1, rows / Bs);
+    if (algo == SL_ALGO_CHUNKED) tb = SL_MAX(1, tb / C) * C;
+#ifdef SL_CUDA
+    if (f->device == SL_DEVICE_CUDA) tb = T;   /* one scan call on the GPU */
+#endif
+    tb = SL_MIN(tb, T);
+    mb_ws ws;
+    int rc = mb_ws_alloc(im, Bs, tb, algo, C, nt, &ws, err);
+    for (int64_t t0 = 0; t0 < T && !rc; t0 += tb)
+        rc = mb_block(L, &fs, t0, SL_MIN(tb, T - t0), carry + b0 * L->n_carry, heads ? heads + b0 * T * wv : NULL, algo,
+                      C, &ws, err);
+    free(ws.all);
+    return rc;
+}
+
+/* The batch forward from the carries. With at least as many sequences as
+** threads (and a balanced split), each thread runs its own sequences from
+** start to end with one-thread kernels: no synchronisation inside the
+** forward, which also keeps it fast on a machine whose cores are shared
+** (every barrier there can cost a scheduler time slice: B = 4, T = 4096,
+** 2 threads beside one busy process: 1.9 s with a split inside every
+** stage). Otherwise each stage is split over the threads. */
 static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, float *heads, sl_err *err)
 {
     const mb_impl *im = L->impl;
@@ -772,20 +807,32 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
         return sl_err_set(err, SL_EUNSUP, "%s layers on CUDA run the recurrent scan only (auto, recurrent)", L->kind);
 #endif
     const int algo = f->algo == SL_ALGO_AUTO ? (T >= 128 ? SL_ALGO_CHUNKED : SL_ALGO_RECURRENT) : f->algo;
-    /* Default chunk lengths measured on the bench shapes (d_k = d_v = 64): the
-    ** delta rule's extra C x C work favours 16, the gated forms 32. */
+    /* Default chunk lengths, measured on the bench shapes (d_k = d_v = 64, one
+    ** thread, ms for 16 heads of T = 4096; again after the scans moved to
+    ** sl_gemm_f32): delta rule C = 8 19.2, 16 19.8, 32 21.9, 64 31.2; GLA
+    ** 16 18.2, 32 18.2, 64 18.3; scalar gate 16 19.0, 32 18.3, 64 17.0. */
     const int use_beta = im->p.beta_mode != SL_MB_BETA_NONE;
     const int64_t C = f->chunk > 0 ? f->chunk : (use_beta ? 16 : 32);
-    int64_t tb = SL_MAX(1, mb_block_rows / B);
-    if (algo == SL_ALGO_CHUNKED) tb = SL_MAX(1, tb / C) * C;
+    const int nt = omp_in_parallel() ? 1 : sl_get_threads();
+    int by_seq = nt > 1 && B >= nt && (B % nt == 0 || B >= 4 * (int64_t)nt);
 #ifdef SL_CUDA
-    if (f->device == SL_DEVICE_CUDA) tb = T;   /* one scan call on the GPU */
+    if (f->device == SL_DEVICE_CUDA) by_seq = 0;
 #endif
-    tb = SL_MIN(tb, T);
-    mb_ws ws;
-    int rc = mb_ws_alloc(im, B, tb, algo, C, &ws, err);
-    for (int64_t t0 = 0; t0 < T && !rc; t0 += tb) rc = mb_block(L, f, t0, SL_MIN(tb, T - t0), carry, heads, algo, C, &ws, err);
-    free(ws.all);
+    if (!by_seq) return mb_run_seqs(L, f, 0, B, carry, heads, algo, C, nt, mb_block_rows * nt, err);
+    int rc = SL_OK;
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        sl_err e = { 0 };
+        const int r = mb_run_seqs(L, f, B * t / n, B * (t + 1) / n, carry, heads, algo, C, 1, mb_block_rows, &e);
+        if (r) {
+#pragma omp critical(sl_mb_forward_err)
+            if (!rc) {
+                rc = r;
+                if (err) *err = e;
+            }
+        }
+    }
     return rc;
 }
 
@@ -806,7 +853,7 @@ static int mb_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
         float *x1 = malloc((size_t)(B * hid) * sizeof *x1), *y1 = malloc((size_t)(B * hid) * sizeof *y1);
         mb_ws ws = { 0 };
         if (!x1 || !y1) rc = sl_err_set(err, SL_ENOMEM, "out of memory");
-        if (!rc) rc = mb_ws_alloc(L->impl, B, 1, algo, 1, &ws, err);
+        if (!rc) rc = mb_ws_alloc(L->impl, B, 1, algo, 1, omp_in_parallel() ? 1 : sl_get_threads(), &ws, err);
 #ifdef SL_CUDA
         if (!rc && f->device == SL_DEVICE_CUDA && f->algo != SL_ALGO_AUTO && f->algo != SL_ALGO_RECURRENT)
             rc = sl_err_set(err, SL_EUNSUP, "%s layers on CUDA run the recurrent scan only (auto, recurrent)", L->kind);
