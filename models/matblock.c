@@ -472,6 +472,7 @@ typedef struct mb_ws {
     float *hist;   /* [B, conv_k - 1, cc] */
     float *cat;    /* mLSTM [3I + 2H] */
     float *scan;   /* [threads, scan_ws] */
+    double *pos0;  /* RetNet [B]: each sequence's position at the call's start */
     int64_t scan_ws;
     int nt;
     float *all;
@@ -490,7 +491,7 @@ static int mb_ws_alloc(const mb_impl *im, int64_t B, int64_t tb, int algo, int64
                          (size_t)(R * I), (size_t)(R * I), (size_t)(mlstm ? R * wv : 0), (size_t)(mlstm ? R * H : 0),
                          (size_t)(R * wv), (size_t)(R * SL_MAX(H * dv, I)), (size_t)(R * p->hid),
                          (size_t)(R * p->inter), (size_t)(B * nh), (size_t)(mlstm ? 3 * I + 2 * H : 0) };
-    size_t total = (size_t)(ws->nt * ws->scan_ws) + 16 * 15;
+    size_t total = (size_t)(ws->nt * ws->scan_ws) + 16 * 15 + (size_t)(2 * B + 16);
     for (int i = 0; i < 15; i++) total += sizes[i] + 16;
     ws->all = malloc(total * sizeof(float));
     if (!ws->all) return sl_err_set(err, SL_ENOMEM, "out of memory for the block workspace");
@@ -498,6 +499,8 @@ static int mb_ws_alloc(const mb_impl *im, int64_t B, int64_t tb, int algo, int64
                           &ws->hcur, &ws->GA, &ws->hist, &ws->cat };
     float *w = ws->all;
     for (int i = 0; i < 15; i++) { *slots[i] = w; w += (sizes[i] + 16) / 16 * 16; }   /* 64-byte steps */
+    ws->pos0 = (double *)w;
+    w += (2 * B + 16) / 16 * 16;
     ws->scan = w;
     return SL_OK;
 }
@@ -632,9 +635,13 @@ static int mb_block(const sl_layer *L, const sl_fwd *f, int64_t t0, int64_t tb, 
             }
         }
         if (p->rope) {
+            /* Positions from the call's start (kept in double across blocks, so
+            ** blocks change nothing even when the carry's position is not an
+            ** integer); the carry gets the position after the block. */
             const int64_t hf = dk / 2;
             for (int64_t b = 0; b < B; b++) {
-                const double p0 = carry[b * nc + im->off_pos];
+                if (t0 == 0) ws->pos0[b] = carry[b * nc + im->off_pos];
+                const double p0 = ws->pos0[b] + (double)t0;
 #pragma omp parallel for if (tb > 256) schedule(static)
                 for (int64_t t = 0; t < tb; t++)
                     for (int64_t j = 0; j < hf; j++) {
