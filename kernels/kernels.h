@@ -1,7 +1,9 @@
 /*
 ** The kernel layer: every model's arithmetic goes through these functions
-** (DESIGN.md, "Layers of the house"). Dense products go to BLAS (OpenBLAS);
-** the recurrent families share one driver that projects the inputs of a chunk
+** (DESIGN.md, "Layers of the house"). Dense products go to BLAS (OpenBLAS),
+** or to seqlab's own packed-weight GEMM (gemm.c: the block-structured
+** families' linear layers and the matrix-state scans' small products); the
+** recurrent families share one driver that projects the inputs of a chunk
 ** of steps in one GEMM and then runs the recurrence with a GEMM (batch > 1) or
 ** GEMV (batch 1) per step fused with the gate cell.
 **

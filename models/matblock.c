@@ -2,10 +2,20 @@
 ** The matrix-state block: see matblock.h.
 **
 ** Three views of one layer, held equal by tests/test_matrix.c:
-**   forward  float, a batch: projections as GEMMs (sl_linear_f32), one causal
-**            conv over the concatenated q|k|v channels, then one
-**            kernels/matstate.c scan per (sequence, head), in parallel over
-**            those pairs (OpenMP), each with its own workspace;
+**   forward  float, a batch, in blocks of ~512 rows (sequences x steps; the
+**            carries thread through them, so blocks change no result), each
+**            block through: attn_norm; every projection of it as one packed
+**            GEMM (kernels/gemm.c: [q | k | v | g | beta | a | gk_proj.0]);
+**            one causal conv with SiLU over the q|k|v columns and the L2
+**            norms, gates and beta in place on those columns
+**            (kernels/nn_vec.c); one kernels/matstate.c scan per (sequence,
+**            head); the output norm and gate; o_proj with the residual in
+**            its epilogue; mlp_norm; gate/up as one SwiGLU product; down_proj
+**            with the residual. A block's workspace stays in L3 (the whole
+**            batch at once did not: 143 vs 76 ms at B = 4, T = 4096). With
+**            B >= threads each thread runs its own sequences with one-thread
+**            kernels (no barrier in the forward), else every stage is split
+**            over the threads (GEMM rows, scan (sequence, head) pairs);
 **   step     double, one token: mb_point computes every per-token quantity
 **            (q, k, v, gates, beta, effective key b_t) and the recurrence is
 **            applied with plain loops;
@@ -14,8 +24,9 @@
 ** time, which keeps the per-step bookkeeping in one place. With f->device =
 ** SL_DEVICE_CUDA the scans of all (sequence, head) pairs run on the GPU in one
 ** call (kernels/cuda/matstate.cu); the rest stays on the CPU.
-** Training (backward, backward_f64, params_changed) is matblock_grad.c, for
-** the kinds sl_mb_trainable accepts.
+** The packed weights are made at build (sl_mb_pack) and refreshed by
+** params_changed. Training (backward, backward_f64, params_changed) is
+** matblock_grad.c, for the kinds sl_mb_trainable accepts.
 */
 #include "matblock.h"
 
