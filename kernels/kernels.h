@@ -1,7 +1,9 @@
 /*
 ** The kernel layer: every model's arithmetic goes through these functions
-** (DESIGN.md, "Layers of the house"). Dense products go to BLAS (OpenBLAS);
-** the recurrent families share one driver that projects the inputs of a chunk
+** (DESIGN.md, "Layers of the house"). Dense products go to BLAS (OpenBLAS),
+** or to seqlab's own packed-weight GEMM (gemm.c: the block-structured
+** families' linear layers and the matrix-state scans' small products); the
+** recurrent families share one driver that projects the inputs of a chunk
 ** of steps in one GEMM and then runs the recurrence with a GEMM (batch > 1) or
 ** GEMV (batch 1) per step fused with the gate cell.
 **
@@ -37,6 +39,48 @@ void sl_blas_threads_end(int began);
 /* Threads for OpenMP regions and OpenBLAS (never more than asked in total). */
 void sl_set_threads(int n);
 int  sl_get_threads(void);
+
+/* ------------------------------------------------------------ packed-weight GEMM
+** kernels/gemm.c: y = x W^T + b for linear layers, weights packed once. */
+#define SL_GEMM_PW 64          /* packed panel width (columns) */
+#define SL_WPACK_MAXPARTS 8
+
+/* One block of rows of W: w [rows, K] (PyTorch's [out, in]), bias [rows] or NULL. */
+typedef struct sl_wpart {
+    const float *w;
+    const float *b;
+    int64_t      rows;
+} sl_wpart;
+
+typedef struct sl_wpack sl_wpack;
+
+/* Pack parts stacked along the outputs (N = sum of rows), or with swiglu two
+** parts of equal rows (gate, up: N = rows, y = silu(x Wg^T + bg) * (x Wu^T +
+** bu)). The parts must stay valid while the pack is used (the reference reads
+** them). Free with sl_wpack_free (NULL is fine). */
+int  sl_wpack_new(int64_t K, int nparts, const sl_wpart *parts, int swiglu, sl_wpack **out, sl_err *err);
+/* Refill from parts of the same shapes (after the weights changed). */
+void sl_wpack_refill(sl_wpack *p, const sl_wpart *parts);
+void sl_wpack_free(sl_wpack *p);
+int64_t sl_wpack_n(const sl_wpack *p);   /* N, the columns of y */
+/* y[M, N] = x[M, K] W^T + b (+ r[M, N] when r is not NULL; r may be y), rows
+** x + i ldx, r + i ldr, y + i ldy; x must not overlap y. Rows split over
+** sl_get_threads() threads (one inside an OpenMP region); the result does not
+** depend on the thread count. */
+void sl_gemm_wpack(int64_t M, const float *x, int64_t ldx, const sl_wpack *w, const float *r, int64_t ldr, float *y,
+                   int64_t ldy);
+/* The plain reference from the original weights (double sums). Same contract. */
+void sl_gemm_wpack_ref(int64_t M, const float *x, int64_t ldx, const sl_wpack *w, const float *r, int64_t ldr, float *y,
+                       int64_t ldy);
+
+/* C[M, N] = (add ? C : 0) + alpha A B with A's element (m, k) at A[m am + k ak]
+** (rows or columns of a row-major matrix), B row-major [K, N] (row stride
+** ldb), C row-major (ldc); C must not overlap A or B. One thread, no
+** allocation: for small products inside parallel work. */
+void sl_gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t am, int64_t ak, const float *B,
+                 int64_t ldb, int add, float *C, int64_t ldc);
+void sl_gemm_f32_ref(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t am, int64_t ak,
+                     const float *B, int64_t ldb, int add, float *C, int64_t ldc);
 
 /* ------------------------------------------------------------ activations */
 static inline float sl_sigmoidf(float x) { return 1.0f / (1.0f + __builtin_expf(-x)); }

@@ -15,7 +15,7 @@
 ** Three implementations of the same function, which the tests hold equal:
 **   sl_ms_recurrent  step by step, each step vectorised over dv;
 **   sl_ms_chunked    chunkwise-parallel with chunk length C, as GEMMs over the
-**                    chunk (sl_sgemm). Gated form: intra-chunk scores
+**                    chunk (sl_gemm_f32, one thread). Gated form: intra-chunk scores
 **                    (Q K^T masked by the decay), inter-chunk through the
 **                    state; vector gates use secondary chunking (sub-chunks
 **                    of 16 rows, each against a reference point inside its

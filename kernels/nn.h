@@ -47,6 +47,34 @@ void sl_causal_conv1d_f32(int64_t B, int64_t T, int64_t C, int64_t k, const floa
 void sl_causal_conv1d_step_f64(int64_t C, int64_t k, const double *hist, const double *x, const float *w,
                                const float *bias, double *y, double *hist_next);
 
+/* ------------------------------------------------------------ vectorised rows
+** kernels/nn_vec.c: AVX-512 / AVX2 / SSE by sl_kernels_isa(), rows over
+** OpenMP threads when many; each has a plain *_ref beside it (same contract). */
+enum { SL_VACT_SILU = 0, SL_VACT_SIGMOID, SL_VACT_LOGSIG };
+
+/* RMSNorm of M rows of nh groups of d (groups contiguous in a row):
+** y[r, h, :] = x[r, h, :] / sqrt(mean(x^2) + eps) * w (w [d] or NULL), times
+** silu(g[r, h, :]) when g is not NULL. Rows at x + r ldx, g + r ldg,
+** y + r ldy; y may be x. */
+void sl_rmsnorm_rows_f32(int64_t M, int64_t nh, int64_t d, const float *x, int64_t ldx, const float *w, float eps,
+                         const float *g, int64_t ldg, float *y, int64_t ldy);
+void sl_rmsnorm_rows_f32_ref(int64_t M, int64_t nh, int64_t d, const float *x, int64_t ldx, const float *w, float eps,
+                             const float *g, int64_t ldg, float *y, int64_t ldy);
+/* fla's l2norm in place: x[r, h, :] /= sqrt(sum x^2 + eps). */
+void sl_l2norm_rows_f32(int64_t M, int64_t nh, int64_t d, float *x, int64_t ldx, float eps);
+void sl_l2norm_rows_f32_ref(int64_t M, int64_t nh, int64_t d, float *x, int64_t ldx, float eps);
+/* In place on M rows of n (rows x + r ldx): SL_VACT_SILU x sigmoid(x);
+** SL_VACT_SIGMOID a sigmoid(x); SL_VACT_LOGSIG max(a logsigmoid(x), lo). */
+void sl_act_rows_f32(int kind, int64_t M, int64_t n, float *x, int64_t ldx, float a, float lo);
+void sl_act_rows_f32_ref(int kind, int64_t M, int64_t n, float *x, int64_t ldx, float a, float lo);
+/* sl_causal_conv1d_f32 with row strides (x row (b, t) at x + (b T + t) ldx,
+** y likewise with ldy; y must not overlap x), the weights taps-major, wt
+** [k, C], and SiLU applied to the channels [silu0, silu1). */
+void sl_conv1d_rows_f32(int64_t B, int64_t T, int64_t C, int64_t k, const float *x, int64_t ldx, const float *wt,
+                        const float *bias, float *hist, float *y, int64_t ldy, int64_t silu0, int64_t silu1);
+void sl_conv1d_rows_f32_ref(int64_t B, int64_t T, int64_t C, int64_t k, const float *x, int64_t ldx, const float *wt,
+                            const float *bias, float *hist, float *y, int64_t ldy, int64_t silu0, int64_t silu1);
+
 /* ------------------------------------------------------------ backward (training)
 ** kernels/nn_backward.c, one source for float and double. Weights stay the
 ** model's float tensors in both; gradients of parameters are ADDED (NULL: not

@@ -1,7 +1,8 @@
 /*
-** Vectorised exp, tanh and sigmoid for the fused recurrent cells.
+** Vectorised exp, tanh, sigmoid, log and log-sigmoid for the fused kernels.
 **
-** A template, not an ordinary header: kernels/rnn_fused.c includes it once per
+** A template, not an ordinary header: kernels/rnn_fused.c (and gemm.c,
+** nn_vec.c) include it once per
 ** instruction set, inside a `#pragma GCC target` region, after defining
 **
 **     VF, VI     GCC vector types of VW floats / VW int32 (same size)
@@ -20,7 +21,13 @@
 **            else sign(x) (1 - 2 / (e^{2|x|} + 1)), e^{2|x|} by vexp (saturates
 **            to +-1 exactly for |x| > 44).
 **   vsig(x)  1 / (1 + e^{-x}).
-** NaN in gives NaN out (vtanh, vsig; vexp clamps it).
+**   vlog(x)  x > 0 normal: x = m 2^e with m in [sqrt(1/2), sqrt(2)); log m by
+**            Cephes' degree-9 polynomial in m - 1, plus e ln 2 in two parts.
+**   vlogsig(x) log(sigmoid(x)) = min(x, 0) - log1p(e^{-|x|}), log1p(t) as
+**            log(u) t / (u - 1) with u = 1 + t (t when u = 1), which keeps
+**            the relative accuracy for small t.
+** NaN in gives NaN out (vtanh, vsig; vexp clamps it; vlog, vlogsig: not
+** for NaN or x <= 0 / infinite inputs).
 **
 ** Error bound, measured against double-precision libm over a dense sweep in
 ** tests/test_kernels.c (every 2^-12 over [-20, 20] plus random points over
@@ -28,7 +35,9 @@
 **   vexp:  relative error <= 3 ulp (2^-23 units) for x in [-87.3, 88];
 **   vtanh: relative error <= 3 ulp everywhere;
 **   vsig:  relative error <= 4 ulp for x >= -87; below that the result is < 2^-125
-**          and its absolute error is below 1e-37.
+**          and its absolute error is below 1e-37;
+**   vlog:  absolute error <= 2^-24 + 3 ulp of the result, for normal x > 0;
+**   vlogsig: relative error <= 4 ulp for x in [-87, 16], absolute <= 1e-12 above.
 ** (The test asserts these; typical maxima are 1-2 ulp.)
 */
 
@@ -80,4 +89,37 @@ static inline __attribute__((always_inline)) VF SFX(vsig)(VF x)
 {
     VF s = VM_SPLAT(1.0f) / (VM_SPLAT(1.0f) + SFX(vexp)(-x));
     return SFX(vm_select)(x != x, x, s);
+}
+
+static inline __attribute__((always_inline)) VF SFX(vlog)(VF x)
+{
+    const VI xi = (VI)x;
+    VI e = ((xi >> 23) & 0xff) - 126;                           /* x = m 2^e, m in [0.5, 1) */
+    VF m = (VF)((xi & 0x007fffff) | 0x3f000000);
+    const VI lo = m < VM_SPLAT(0.707106781186547524f);          /* -1 where m < sqrt(1/2) */
+    e = e + lo;                                                  /* then m -> 2 m */
+    m = m - VM_SPLAT(1.0f) + (VF)((VI)m & lo);
+    const VF z = m * m, ef = __builtin_convertvector(e, VF);
+    VF p = VM_SPLAT(7.0376836292e-2f);
+    p = VFMA(p, m, VM_SPLAT(-1.1514610310e-1f));
+    p = VFMA(p, m, VM_SPLAT(1.1676998740e-1f));
+    p = VFMA(p, m, VM_SPLAT(-1.2420140846e-1f));
+    p = VFMA(p, m, VM_SPLAT(1.4249322787e-1f));
+    p = VFMA(p, m, VM_SPLAT(-1.6668057665e-1f));
+    p = VFMA(p, m, VM_SPLAT(2.0000714765e-1f));
+    p = VFMA(p, m, VM_SPLAT(-2.4999993993e-1f));
+    p = VFMA(p, m, VM_SPLAT(3.3333331174e-1f));
+    VF y = p * m * z;
+    y = VFMA(ef, VM_SPLAT(-2.12194440e-4f), y);
+    y = VFMA(z, VM_SPLAT(-0.5f), y);
+    return VFMA(ef, VM_SPLAT(0.693359375f), m + y);
+}
+
+static inline __attribute__((always_inline)) VF SFX(vlogsig)(VF x)
+{
+    const VF t = SFX(vexp)(-SFX(vm_abs)(x)), u = VM_SPLAT(1.0f) + t;
+    const VF d = u - VM_SPLAT(1.0f);
+    /* d == 0 only when t < 2^-24: log1p(t) = t there */
+    const VF l1p = SFX(vm_select)(d == VM_SPLAT(0.0f), t, SFX(vlog)(u) * (t / SFX(vm_select)(d == VM_SPLAT(0.0f), VM_SPLAT(1.0f), d)));
+    return SFX(vm_min)(x, VM_SPLAT(0.0f)) - l1p;
 }

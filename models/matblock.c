@@ -2,10 +2,20 @@
 ** The matrix-state block: see matblock.h.
 **
 ** Three views of one layer, held equal by tests/test_matrix.c:
-**   forward  float, a batch: projections as GEMMs (sl_linear_f32), one causal
-**            conv over the concatenated q|k|v channels, then one
-**            kernels/matstate.c scan per (sequence, head), in parallel over
-**            those pairs (OpenMP), each with its own workspace;
+**   forward  float, a batch, in blocks of ~512 rows (sequences x steps; the
+**            carries thread through them, so blocks change no result), each
+**            block through: attn_norm; every projection of it as one packed
+**            GEMM (kernels/gemm.c: [q | k | v | g | beta | a | gk_proj.0]);
+**            one causal conv with SiLU over the q|k|v columns and the L2
+**            norms, gates and beta in place on those columns
+**            (kernels/nn_vec.c); one kernels/matstate.c scan per (sequence,
+**            head); the output norm and gate; o_proj with the residual in
+**            its epilogue; mlp_norm; gate/up as one SwiGLU product; down_proj
+**            with the residual. A block's workspace stays in L3 (the whole
+**            batch at once did not: 143 vs 76 ms at B = 4, T = 4096). With
+**            B >= threads each thread runs its own sequences with one-thread
+**            kernels (no barrier in the forward), else every stage is split
+**            over the threads (GEMM rows, scan (sequence, head) pairs);
 **   step     double, one token: mb_point computes every per-token quantity
 **            (q, k, v, gates, beta, effective key b_t) and the recurrence is
 **            applied with plain loops;
@@ -14,8 +24,9 @@
 ** time, which keeps the per-step bookkeeping in one place. With f->device =
 ** SL_DEVICE_CUDA the scans of all (sequence, head) pairs run on the GPU in one
 ** call (kernels/cuda/matstate.cu); the rest stays on the CPU.
-** Training (backward, backward_f64, params_changed) is matblock_grad.c, for
-** the kinds sl_mb_trainable accepts.
+** The packed weights are made at build (sl_mb_pack) and refreshed by
+** params_changed. Training (backward, backward_f64, params_changed) is
+** matblock_grad.c, for the kinds sl_mb_trainable accepts.
 */
 #include "matblock.h"
 
@@ -146,18 +157,6 @@ static void grouped_d(int64_t n, int64_t blk, const float *W, const float *b, co
             for (int64_t i = 0; i < blk; i++) s += (double)w[i] * x[g * blk + i];
             y[g * blk + o] = s;
         }
-}
-
-static void grouped_f(int64_t M, int64_t n, int64_t blk, const float *W, const float *b, const float *x, float *y)
-{
-    for (int64_t r = 0; r < M; r++)
-        for (int64_t g = 0; g < n / blk; g++)
-            for (int64_t o = 0; o < blk; o++) {
-                const float *w = W + (g * blk + o) * blk, *xr = x + r * n + g * blk;
-                float s = b ? b[g * blk + o] : 0.0f;
-                for (int64_t i = 0; i < blk; i++) s += w[i] * xr[i];
-                y[r * n + g * blk + o] = s;
-            }
 }
 
 /* Everything a step needs at one point, in double. */
@@ -440,79 +439,141 @@ static void mb_free(sl_layer *L)
     if (!im) return;
     free(im->conv_w);
     free(im->conv_b);
+    free(im->conv_wt);
     free(im->log_gamma);
     free(im->inv_freq);
+    sl_wpack_free(im->w_in);
+    sl_wpack_free(im->w_gk1);
+    sl_wpack_free(im->w_o);
+    sl_wpack_free(im->w_mlp);
+    sl_wpack_free(im->w_down);
     free(im);
 }
 
-/* Workspace of a batch forward (floats, one allocation). */
-typedef struct mb_fbuf {
-    float *xn, *Q, *K, *V, *G, *Bt, *OG, *XC, *Z, *M, *O, *O2, *att, *hcur, *X3, *hist;
-    float *all;
-} mb_fbuf;
-
-static void rows_linear(int64_t M, int64_t in, int64_t out, const float *x, const float *W, const float *b, float *y)
+/* Grouped linear over M rows (x rows ldx apart, y rows n apart). */
+static void grouped_f(int64_t M, int64_t n, int64_t blk, const float *W, const float *b, const float *x, int64_t ldx,
+                      float *y)
 {
-    sl_linear_f32(M, in, out, x, W, b, y);
+#pragma omp parallel for schedule(static) if (M * n * blk > 1000000)
+    for (int64_t r = 0; r < M; r++)
+        for (int64_t g = 0; g < n / blk; g++)
+            for (int64_t o = 0; o < blk; o++) {
+                const float *w = W + (g * blk + o) * blk, *xr = x + r * ldx + g * blk;
+                float s = b ? b[g * blk + o] : 0.0f;
+                for (int64_t i = 0; i < blk; i++) s += w[i] * xr[i];
+                y[r * n + g * blk + o] = s;
+            }
 }
 
-/* The causal conv over the cc channels of X3 [B, T, cc], history taken from
-** and returned to the carries. */
-static void conv_batch(const mb_impl *im, int64_t B, int64_t T, float *carry, int64_t nc, float *X3, float *Y3,
-                       float *hist, const float *w, const float *bias)
+/* Workspace of a forward: blocks of up to R = B * tb rows, one allocation
+** made before the time loop. */
+typedef struct mb_ws {
+    float *xn;     /* [R, hid] attn_norm(x), later mlp_norm(h) */
+    float *P;      /* [R, np] the fused input projection (mLSTM: [R, 2I] up projection) */
+    float *Y;      /* [R, cc] after the short convs (mLSTM: x_c [R, I]) */
+    float *G;      /* [R, H gd] log decays */
+    float *Bt;     /* [R, H] beta when not a projection */
+    float *Q, *K;  /* mLSTM [R, I] */
+    float *V;      /* mLSTM [R, wv] */
+    float *M;      /* mLSTM [R, H] stabiliser */
+    float *O;      /* [R, wv] the heads' output (mLSTM: also v before the gates) */
+    float *O2;     /* [R, max(H dv, I)] after the output norm / gate */
+    float *hcur;   /* [R, hid] x + attention */
+    float *GA;     /* [R, inter] silu(gate) * up */
+    float *hist;   /* [B, conv_k - 1, cc] */
+    float *cat;    /* mLSTM [3I + 2H] */
+    float *scan;   /* [threads, scan_ws] */
+    double *pos0;  /* RetNet [B]: each sequence's position at the call's start */
+    int64_t scan_ws;
+    int nt;
+    float *all;
+} mb_ws;
+
+static int mb_ws_alloc(const mb_impl *im, int64_t B, int64_t tb, int algo, int64_t C, int nt, mb_ws *ws, sl_err *err)
 {
-    const int64_t kk = im->p.conv_k, nh = (kk - 1) * im->cc;
+    const sl_mb *p = &im->p;
+    const int64_t R = B * tb, H = p->H, dk = p->dk, dv = p->dv, ds = im->ds, I = p->inner, mlstm = p->kind == SL_MB_MLSTM;
+    const int64_t wv = H * ds, gd = p->kind == SL_MB_GLA ? dk : 1;
+    const int64_t nh = p->conv_k > 1 ? (p->conv_k - 1) * im->cc : 0;
+    ws->nt = nt;
+    ws->scan_ws = algo == SL_ALGO_CHUNKED ? sl_ms_workspace(C, dk, ds) : dk + ds;
+    size_t sizes[15] = { (size_t)(R * p->hid), (size_t)(R * (mlstm ? 2 * I : im->np)),
+                         (size_t)(R * (mlstm ? I : p->conv_k > 0 ? im->cc : 0)), (size_t)(R * H * gd), (size_t)(R * H),
+                         (size_t)(R * I), (size_t)(R * I), (size_t)(mlstm ? R * wv : 0), (size_t)(mlstm ? R * H : 0),
+                         (size_t)(R * wv), (size_t)(R * SL_MAX(H * dv, I)), (size_t)(R * p->hid),
+                         (size_t)(R * p->inter), (size_t)(B * nh), (size_t)(mlstm ? 3 * I + 2 * H : 0) };
+    size_t total = (size_t)(ws->nt * ws->scan_ws) + 16 * 15 + (size_t)(2 * B + 16);
+    for (int i = 0; i < 15; i++) total += sizes[i] + 16;
+    ws->all = malloc(total * sizeof(float));
+    if (!ws->all) return sl_err_set(err, SL_ENOMEM, "out of memory for the block workspace");
+    float **slots[15] = { &ws->xn, &ws->P, &ws->Y, &ws->G, &ws->Bt, &ws->Q, &ws->K, &ws->V, &ws->M, &ws->O, &ws->O2,
+                          &ws->hcur, &ws->GA, &ws->hist, &ws->cat };
+    float *w = ws->all;
+    for (int i = 0; i < 15; i++) { *slots[i] = w; w += (sizes[i] + 16) / 16 * 16; }   /* 64-byte steps */
+    ws->pos0 = (double *)w;
+    w += (2 * B + 16) / 16 * 16;
+    ws->scan = w;
+    return SL_OK;
+}
+
+/* The causal conv of the block's B x tb rows (x rows ldx apart, channels
+** cc), history taken from and returned to the carries; SiLU fused on the
+** channels [s0, s1). */
+static void conv_block(const mb_impl *im, int64_t B, int64_t tb, float *carry, int64_t nc, const float *x, int64_t ldx,
+                       float *y, int64_t cc, const float *bias, float *hist, int64_t s0, int64_t s1)
+{
+    const int64_t kk = im->p.conv_k, nh = (kk - 1) * cc;
     for (int64_t b = 0; b < B; b++) memcpy(hist + b * nh, carry + b * nc + im->off_conv, (size_t)nh * sizeof *hist);
-    sl_causal_conv1d_f32(B, T, im->cc, kk, X3, w, bias, nh ? hist : NULL, Y3);
+    sl_conv1d_rows_f32(B, tb, cc, kk, x, ldx, im->conv_wt, bias, nh ? hist : NULL, y, cc, s0, s1);
     for (int64_t b = 0; b < B; b++) memcpy(carry + b * nc + im->off_conv, hist + b * nh, (size_t)nh * sizeof *hist);
 }
 
-static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, float *heads, sl_err *err)
+/* An activation on M rows of n columns (rows ld apart), in place. */
+static void act_rows(int a, int64_t M, int64_t n, float *x, int64_t ld)
+{
+    if (a == SL_MB_ACT_NONE) return;
+    if (a == SL_MB_ACT_SILU) {
+        sl_act_rows_f32(SL_VACT_SILU, M, n, x, ld, 1.0f, 0.0f);
+        return;
+    }
+#pragma omp parallel for schedule(static) if (M * n > 65536)
+    for (int64_t r = 0; r < M; r++)
+        for (int64_t j = 0; j < n; j++) x[r * ld + j] = act_f(a, x[r * ld + j]);
+}
+
+/* One block: rows t0 .. t0 + tb of every sequence, from the carries (which
+** it advances). Rows of the workspace are sequence-major: b tb + i. */
+static int mb_block(const sl_layer *L, const sl_fwd *f, int64_t t0, int64_t tb, float *carry, float *heads, int algo,
+                    int64_t C, mb_ws *ws, sl_err *err)
 {
     const mb_impl *im = L->impl;
     const sl_mb *p = &im->p;
-    const int64_t B = f->B, T = f->T, BT = B * T, H = p->H, dk = p->dk, dv = p->dv, ds = im->ds, hid = p->hid;
-    const int64_t nc = L->n_carry, I = p->inner;
+    const int64_t B = f->B, T = f->T, R = B * tb, H = p->H, dk = p->dk, dv = p->dv, ds = im->ds, hid = p->hid;
+    const int64_t nc = L->n_carry, I = p->inner, np = im->np;
     const int64_t wq = H * dk, wv = H * ds, gd = p->kind == SL_MB_GLA ? dk : 1;
-    const int64_t wx = SL_MAX(SL_MAX(p->kind == SL_MB_MLSTM ? 2 * I : im->cc, p->inter * 2), p->gk_rank);
-    const int64_t nh = p->conv_k > 1 ? (p->conv_k - 1) * im->cc : 0;
-    size_t sizes[16] = { (size_t)(BT * hid), (size_t)(BT * wq), (size_t)(BT * wq), (size_t)(BT * wv),
-                         (size_t)(BT * H * gd), (size_t)(BT * H), (size_t)(BT * H * dv), (size_t)(BT * (I + 1)),
-                         (size_t)(BT * (I + 1)), (size_t)(BT * H), (size_t)(BT * wv), (size_t)(BT * SL_MAX(H * dv, I)),
-                         (size_t)(BT * hid), (size_t)(BT * hid), (size_t)(BT * wx * 2), (size_t)(B * nh + 1) };
-    size_t total = 0;
-    for (int i = 0; i < 16; i++) total += sizes[i];
-    mb_fbuf fb;
-    fb.all = malloc(total * sizeof(float));
-    if (!fb.all) return sl_err_set(err, SL_ENOMEM, "out of memory for the block workspace");
-    float **slots[16] = { &fb.xn, &fb.Q, &fb.K, &fb.V, &fb.G, &fb.Bt, &fb.OG, &fb.XC, &fb.Z, &fb.M, &fb.O, &fb.O2,
-                          &fb.att, &fb.hcur, &fb.X3, &fb.hist };
-    float *w = fb.all;
-    for (int i = 0; i < 16; i++) { *slots[i] = w; w += sizes[i]; }
-    sl_rmsnorm_f32(BT, hid, f->x, p->attn_norm, (float)p->eps, fb.xn);
-    int use_beta = 0;
+    const float eps = (float)p->eps;
+    for (int64_t b = 0; b < B; b++)
+        sl_rmsnorm_rows_f32(tb, 1, hid, f->x + (b * T + t0) * hid, hid, p->attn_norm, eps, NULL, 0, ws->xn + b * tb * hid,
+                            hid);
+    /* What the scan reads: q, k, v (rows ldq, ldk, ldv apart), gates, beta. */
+    const float *q, *k, *v, *g = NULL, *beta = NULL, *og = NULL, *Z = NULL;
+    int64_t ldq, ldk, ldv, ldb = 0;
     if (p->kind == SL_MB_MLSTM) {
-        float *U = fb.X3, *XM = fb.X3 + BT * 2 * I;   /* up projection, then x_m contiguous */
-        rows_linear(BT, hid, 2 * I, fb.xn, p->up_w, p->up_b, U);
-        for (int64_t r = 0; r < BT; r++) {
-            memcpy(XM + r * I, U + r * 2 * I, (size_t)I * sizeof(float));
-            memcpy(fb.Z + r * I, U + r * 2 * I + I, (size_t)I * sizeof(float));
-        }
-        conv_batch(im, B, T, carry, nc, XM, fb.XC, fb.hist, p->conv_w[0], p->conv_b[0]);
-        for (int64_t i = 0; i < BT * I; i++) fb.XC[i] = sl_siluf(fb.XC[i]);
-        /* q, k -> Q, K; v -> O (temporary); the gates from [q, k, v] row by row. */
-        grouped_f(BT, I, p->blk, p->gq_w, p->gq_b, fb.XC, fb.Q);
-        grouped_f(BT, I, p->blk, p->gk_w, p->gk_b, fb.XC, fb.K);
-        grouped_f(BT, I, p->blk, p->gv_w, p->gv_b, XM, fb.O);
-        float *cat = malloc((size_t)(3 * I + 2 * H) * sizeof *cat);
-        if (!cat) { free(fb.all); return sl_err_set(err, SL_ENOMEM, "out of memory"); }
+        float *U = ws->P, *XC = ws->Y;   /* U = [x_m | z] */
+        sl_gemm_wpack(R, ws->xn, hid, im->w_in, NULL, 0, U, 2 * I);
+        conv_block(im, B, tb, carry, nc, U, 2 * I, XC, I, p->conv_b[0], ws->hist, 0, I);
+        Z = U + I;
+        grouped_f(R, I, p->blk, p->gq_w, p->gq_b, XC, I, ws->Q);
+        grouped_f(R, I, p->blk, p->gk_w, p->gk_b, XC, I, ws->K);
+        grouped_f(R, I, p->blk, p->gv_w, p->gv_b, U, 2 * I, ws->O);
+        float *cat = ws->cat;
         for (int64_t b = 0; b < B; b++) {
             float *mrow = carry + b * nc + im->off_m;
-            for (int64_t t = 0; t < T; t++) {
-                const int64_t r = b * T + t;
-                memcpy(cat, fb.Q + r * I, (size_t)I * sizeof *cat);
-                memcpy(cat + I, fb.K + r * I, (size_t)I * sizeof *cat);
-                memcpy(cat + 2 * I, fb.O + r * I, (size_t)I * sizeof *cat);
+            for (int64_t t = 0; t < tb; t++) {
+                const int64_t r = b * tb + t;
+                memcpy(cat, ws->Q + r * I, (size_t)I * sizeof *cat);
+                memcpy(cat + I, ws->K + r * I, (size_t)I * sizeof *cat);
+                memcpy(cat + 2 * I, ws->O + r * I, (size_t)I * sizeof *cat);
                 float *ig = cat + 3 * I, *fg = ig + H;
                 for (int64_t h = 0; h < H; h++) {
                     double si = p->ig_b[h], sf = p->fg_b[h];
@@ -525,57 +586,80 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
                     const float mo = mrow[h], lf = sl_logsigmoidf(fg[h]);
                     const float mn = fmaxf(lf + mo, ig[h]), ia = expf(ig[h] - mn);
                     mrow[h] = mn;
-                    fb.M[r * H + h] = mn;
-                    fb.G[r * H + h] = lf + mo - mn;
-                    for (int64_t i = 0; i < dk; i++) fb.K[r * wq + h * dk + i] *= ia;
-                    for (int64_t j = 0; j < dv; j++) fb.V[r * wv + h * ds + j] = fb.O[r * I + h * dv + j];
-                    fb.V[r * wv + h * ds + dv] = 1.0f;
+                    ws->M[r * H + h] = mn;
+                    ws->G[r * H + h] = lf + mo - mn;
+                    for (int64_t i = 0; i < dk; i++) ws->K[r * wq + h * dk + i] *= ia;
+                    for (int64_t j = 0; j < dv; j++) ws->V[r * wv + h * ds + j] = ws->O[r * I + h * dv + j];
+                    ws->V[r * wv + h * ds + dv] = 1.0f;
                 }
             }
         }
-        free(cat);
+        q = ws->Q; k = ws->K; v = ws->V;
+        ldq = ldk = wq;
+        ldv = wv;
+        g = ws->G;
     } else {
-        float *X3 = fb.X3, *Y3 = fb.X3 + BT * im->cc;
-        rows_linear(BT, hid, im->cq, fb.xn, p->wq, NULL, fb.Q);
-        rows_linear(BT, hid, im->ck, fb.xn, p->wk, NULL, fb.K);
-        rows_linear(BT, hid, im->cv, fb.xn, p->wv, NULL, fb.O);
+        float *P = ws->P;
+        sl_gemm_wpack(R, ws->xn, hid, im->w_in, NULL, 0, P, np);
+        /* q | k | v in P's first cc columns, or after the conv (SiLU fused where
+        ** the activations are SiLU on a contiguous range) in Y. */
+        float *src = P;
+        int64_t lds = np;
+        int done[3] = { 0, 0, 0 };
         if (p->conv_k > 0) {
-            for (int64_t r = 0; r < BT; r++) {
-                memcpy(X3 + r * im->cc, fb.Q + r * im->cq, (size_t)im->cq * sizeof(float));
-                memcpy(X3 + r * im->cc + im->cq, fb.K + r * im->ck, (size_t)im->ck * sizeof(float));
-                memcpy(X3 + r * im->cc + im->cq + im->ck, fb.O + r * im->cv, (size_t)im->cv * sizeof(float));
+            const int64_t bnd[4] = { 0, im->cq, im->cq + im->ck, im->cc };
+            int64_t s0 = 0, s1 = 0;
+            int first = -1, last = -1, ok = 1;
+            for (int i = 0; i < 3; i++) {
+                if (p->act[i] == SL_MB_ACT_SILU) {
+                    if (first < 0) first = i;
+                    else if (last != i - 1) ok = 0;
+                    last = i;
+                } else if (p->act[i] != SL_MB_ACT_NONE) {
+                    ok = 0;
+                }
             }
-            conv_batch(im, B, T, carry, nc, X3, Y3, fb.hist, im->conv_w, im->conv_b);
-            for (int64_t r = 0; r < BT; r++) {
-                memcpy(fb.Q + r * im->cq, Y3 + r * im->cc, (size_t)im->cq * sizeof(float));
-                memcpy(fb.K + r * im->ck, Y3 + r * im->cc + im->cq, (size_t)im->ck * sizeof(float));
-                memcpy(fb.O + r * im->cv, Y3 + r * im->cc + im->cq + im->ck, (size_t)im->cv * sizeof(float));
+            if (ok && first >= 0) {
+                s0 = bnd[first];
+                s1 = bnd[last + 1];
+                for (int i = first; i <= last; i++) done[i] = 1;
+            }
+            conv_block(im, B, tb, carry, nc, P, np, ws->Y, im->cc, im->conv_b, ws->hist, s0, s1);
+            src = ws->Y;
+            lds = im->cc;
+        }
+        float *Qp = src, *Kp = src + im->cq, *Vp = src + im->cq + im->ck;
+        if (!done[0]) act_rows(p->act[0], R, wq, Qp, lds);
+        if (!done[1]) act_rows(p->act[1], R, wq, Kp, lds);
+        if (!done[2]) act_rows(p->act[2], R, H * dv, Vp, lds);
+        act_rows(p->fmap, R, wq, Qp, lds);
+        act_rows(p->fmap, R, wq, Kp, lds);
+        float *qk[2] = { Qp, Kp };
+        const int nk[2] = { p->q_norm, p->k_norm };
+        for (int e = 0; e < 2; e++) {
+            if (nk[e] == SL_MB_NORM_L2) {
+                sl_l2norm_rows_f32(R, H, dk, qk[e], lds, (float)MB_L2_EPS);
+            } else if (nk[e] != SL_MB_NORM_NONE) {
+#pragma omp parallel for schedule(static) if (R > 256)
+                for (int64_t r = 0; r < R; r++)
+                    for (int64_t h = 0; h < H; h++) norm_f(nk[e], dk, qk[e] + r * lds + h * dk);
             }
         }
-#pragma omp parallel for if (BT > 256) schedule(static)
-        for (int64_t i = 0; i < BT * wq; i++) {
-            fb.Q[i] = act_f(p->fmap, act_f(p->act[0], fb.Q[i]));
-            fb.K[i] = act_f(p->fmap, act_f(p->act[1], fb.K[i]));
-        }
-#pragma omp parallel for if (BT > 256) schedule(static)
-        for (int64_t i = 0; i < BT * H * dv; i++) fb.V[i] = act_f(p->act[2], fb.O[i]);
-#pragma omp parallel for if (BT > 256) schedule(static)
-        for (int64_t r = 0; r < BT; r++)
-            for (int64_t h = 0; h < H; h++) {
-                norm_f(p->q_norm, dk, fb.Q + r * wq + h * dk);
-                norm_f(p->k_norm, dk, fb.K + r * wq + h * dk);
-            }
         if (p->rope) {
+            /* Positions from the call's start (kept in double across blocks, so
+            ** blocks change nothing even when the carry's position is not an
+            ** integer); the carry gets the position after the block. */
             const int64_t hf = dk / 2;
             for (int64_t b = 0; b < B; b++) {
-                const double p0 = carry[b * nc + im->off_pos];
-#pragma omp parallel for if (T > 256) schedule(static)
-                for (int64_t t = 0; t < T; t++)
+                if (t0 == 0) ws->pos0[b] = carry[b * nc + im->off_pos];
+                const double p0 = ws->pos0[b] + (double)t0;
+#pragma omp parallel for if (tb > 256) schedule(static)
+                for (int64_t t = 0; t < tb; t++)
                     for (int64_t j = 0; j < hf; j++) {
                         const double a = (p0 + (double)t) * im->inv_freq[j];
                         const float c = (float)cos(a), s = (float)sin(a);
                         for (int64_t h = 0; h < H; h++) {
-                            float *xs[2] = { fb.Q + (b * T + t) * wq + h * dk, fb.K + (b * T + t) * wq + h * dk };
+                            float *xs[2] = { Qp + (b * tb + t) * lds + h * dk, Kp + (b * tb + t) * lds + h * dk };
                             for (int e = 0; e < 2; e++) {
                                 const float x1 = xs[e][j], x2 = xs[e][hf + j];
                                 xs[e][j] = x1 * c - x2 * s;
@@ -583,98 +667,85 @@ static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, fl
                             }
                         }
                     }
-                carry[b * nc + im->off_pos] = (float)(p0 + (double)T);
+                carry[b * nc + im->off_pos] = (float)(p0 + (double)tb);
             }
         }
         if (p->kind == SL_MB_RETNET) {
-            for (int64_t r = 0; r < BT; r++)
-                for (int64_t h = 0; h < H; h++) fb.G[r * H + h] = (float)im->log_gamma[h];
+            for (int64_t r = 0; r < R; r++)
+                for (int64_t h = 0; h < H; h++) ws->G[r * H + h] = (float)im->log_gamma[h];
+            g = ws->G;
         } else if (p->kind == SL_MB_GDN) {
-            rows_linear(BT, hid, H, fb.xn, p->wa, NULL, fb.G);
-#pragma omp parallel for if (BT > 256) schedule(static)
-            for (int64_t r = 0; r < BT; r++)
+            const float *A = P + im->off_a;
+            for (int64_t r = 0; r < R; r++)
                 for (int64_t h = 0; h < H; h++)
-                    fb.G[r * H + h] = -expf(p->A_log[h]) * sl_softplusf(fb.G[r * H + h] + p->dt_bias[h]);
+                    ws->G[r * H + h] = -expf(p->A_log[h]) * sl_softplusf(A[r * np + h] + p->dt_bias[h]);
+            g = ws->G;
         } else if (p->kind == SL_MB_GLA) {
-            float *R = fb.X3;   /* [BT, rank] */
-            rows_linear(BT, hid, p->gk_rank, fb.xn, p->gk0, NULL, R);
-            rows_linear(BT, p->gk_rank, H * dk, R, p->gk1, p->gk1_b, fb.G);
-            const float nrm = (float)p->gk_normalizer, cmin = (float)p->clamp_min;
-#pragma omp parallel for if (BT > 256) schedule(static)
-            for (int64_t i = 0; i < BT * H * dk; i++) {
-                float gv = sl_logsigmoidf(fb.G[i]) / nrm;
-                fb.G[i] = (p->has_clamp && gv < cmin) ? cmin : gv;
-            }
+            sl_gemm_wpack(R, P + im->off_r, np, im->w_gk1, NULL, 0, ws->G, H * dk);
+            sl_act_rows_f32(SL_VACT_LOGSIG, R, H * dk, ws->G, H * dk, (float)(1.0 / p->gk_normalizer),
+                            p->has_clamp ? (float)p->clamp_min : -INFINITY);
+            g = ws->G;
         }
-        if (p->beta_mode != SL_MB_BETA_NONE) {
-            use_beta = 1;
-            if (p->beta_mode == SL_MB_BETA_SIGMOID) {
-                rows_linear(BT, hid, H, fb.xn, p->wb, NULL, fb.Bt);
-                for (int64_t i = 0; i < BT * H; i++) fb.Bt[i] = sl_sigmoidf(fb.Bt[i]);
-            } else {
-                for (int64_t i = 0; i < BT * H; i++) fb.Bt[i] = 1.0f;
-            }
-            if (p->neg_eig)
-                for (int64_t i = 0; i < BT * H; i++) fb.Bt[i] *= 2.0f;
+        const float bscale = p->neg_eig ? 2.0f : 1.0f;
+        if (p->beta_mode == SL_MB_BETA_SIGMOID) {
+            sl_act_rows_f32(SL_VACT_SIGMOID, R, H, P + im->off_b, np, bscale, 0.0f);
+            beta = P + im->off_b;
+            ldb = np;
+        } else if (p->beta_mode == SL_MB_BETA_ONE) {
+            for (int64_t i = 0; i < R * H; i++) ws->Bt[i] = bscale;
+            beta = ws->Bt;
+            ldb = H;
         }
-        if (p->wg) rows_linear(BT, hid, H * dv, fb.xn, p->wg, NULL, fb.OG);
+        if (p->wg) og = P + im->off_g;
+        q = Qp; k = Kp; v = Vp;
+        ldq = ldk = ldv = lds;
     }
     /* The scans: one per (sequence, head). */
-    const int has_g = p->kind != SL_MB_LINEAR_ATTN && p->kind != SL_MB_DELTA;
 #ifdef SL_CUDA
     /* On the GPU: every (sequence, head) in one call of the recurrent scan
     ** (kernels/cuda/matstate.cu); the projections and the output stage stay
     ** on the CPU. */
     if (f->device == SL_DEVICE_CUDA) {
-        if (f->algo != SL_ALGO_AUTO && f->algo != SL_ALGO_RECURRENT) {
-            free(fb.all);
-            return sl_err_set(err, SL_EUNSUP, "%s layers on CUDA run the recurrent scan only (auto, recurrent)",
-                              L->kind);
-        }
-        sl_ms_batch mbat = { .nb = B, .nh = H, .T = T, .dk = dk, .dv = ds, .q = fb.Q, .k = fb.K, .v = fb.V,
-                             .ldq = wq, .ldk = wq, .ldv = wv, .scale = 1.0f / sqrtf((float)dk), .o = fb.O, .ldo = wv,
+        sl_ms_batch mbat = { .nb = B, .nh = H, .T = tb, .dk = dk, .dv = ds, .q = q, .k = k, .v = v,
+                             .ldq = ldq, .ldk = ldk, .ldv = ldv, .scale = 1.0f / sqrtf((float)dk), .o = ws->O, .ldo = wv,
                              .S = carry, .ldS = nc };
-        if (has_g) { mbat.g = fb.G; mbat.ldg = H * gd; mbat.gdim = gd; }
-        if (use_beta) { mbat.beta = fb.Bt; mbat.ldb = H; }
+        if (g) { mbat.g = g; mbat.ldg = H * gd; mbat.gdim = gd; }
+        if (beta) { mbat.beta = beta; mbat.ldb = ldb; }
         int rc = sl_cuda_matstate_scan(&mbat, err);
-        if (rc) { free(fb.all); return rc; }
+        if (rc) return rc;
         goto scanned;
     }
 #endif
-    int algo = f->algo == SL_ALGO_AUTO ? (T >= 128 ? SL_ALGO_CHUNKED : SL_ALGO_RECURRENT) : f->algo;
-    /* Default chunk lengths measured on the bench shapes (d_k = d_v = 64): the
-    ** delta rule's extra C x C work favours 16, the gated forms 32. */
-    const int64_t C = f->chunk > 0 ? f->chunk : (use_beta ? 16 : 32);
-    const int nt = sl_get_threads();
-    const int64_t ws = algo == SL_ALGO_CHUNKED ? sl_ms_workspace(C, dk, ds) : dk + ds;
-    float *work = malloc((size_t)(nt * ws) * sizeof *work);
-    if (!work) { free(fb.all); return sl_err_set(err, SL_ENOMEM, "out of memory for the scan workspace"); }
-#pragma omp parallel for num_threads(nt) schedule(dynamic) if (B * H > 1)
+#pragma omp parallel for num_threads(ws->nt) schedule(dynamic) if (B * H > 1 && ws->nt > 1)
     for (int64_t bh = 0; bh < B * H; bh++) {
-        const int64_t b = bh / H, h = bh % H;
-        float *wk = work + (int64_t)omp_get_thread_num() * ws;
-        sl_ms_seq s = { .T = T, .dk = dk, .dv = ds, .q = fb.Q + b * T * wq + h * dk, .k = fb.K + b * T * wq + h * dk,
-                        .v = fb.V + b * T * wv + h * ds, .ldq = wq, .ldk = wq, .ldv = wv,
-                        .scale = 1.0f / sqrtf((float)dk), .o = fb.O + b * T * wv + h * ds, .ldo = wv,
+        const int64_t b = bh / H, h = bh % H, r0 = b * tb;
+        float *wk = ws->scan + (int64_t)omp_get_thread_num() * ws->scan_ws;
+        sl_ms_seq s = { .T = tb, .dk = dk, .dv = ds, .q = q + r0 * ldq + h * dk, .k = k + r0 * ldk + h * dk,
+                        .v = v + r0 * ldv + h * ds, .ldq = ldq, .ldk = ldk, .ldv = ldv,
+                        .scale = 1.0f / sqrtf((float)dk), .o = ws->O + r0 * wv + h * ds, .ldo = wv,
                         .S = carry + b * nc + h * dk * ds };
-        if (has_g) { s.g = fb.G + (b * T * H + h) * gd; s.ldg = H * gd; s.gdim = gd; }
-        if (use_beta) { s.beta = fb.Bt + b * T * H + h; s.ldb = H; }
+        if (g) { s.g = g + (r0 * H + h) * gd; s.ldg = H * gd; s.gdim = gd; }
+        if (beta) { s.beta = beta + r0 * ldb + h; s.ldb = ldb; }
         if (algo == SL_ALGO_CHUNKED) sl_ms_chunked(&s, C, wk);
         else if (algo == SL_ALGO_REFERENCE) sl_ms_reference(&s);
         else sl_ms_recurrent(&s, wk);
     }
-    free(work);
 #ifdef SL_CUDA
 scanned:
 #endif
-    if (heads) memcpy(heads, fb.O, (size_t)(BT * wv) * sizeof *heads);
-    /* Output stage -> att [BT, hid]. */
+    if (heads)
+        for (int64_t b = 0; b < B; b++)
+            memcpy(heads + (b * T + t0) * wv, ws->O + b * tb * wv, (size_t)(tb * wv) * sizeof *heads);
+    /* Output stage -> O2, then h = x + O2 Wo^T (the residual in the GEMM). */
+    const float *att = ws->O2;
+    int64_t lda = H * dv;
     if (p->kind == SL_MB_MLSTM) {
-#pragma omp parallel for if (BT > 256) schedule(static)
-        for (int64_t r = 0; r < BT; r++)
+        lda = I;
+#pragma omp parallel for if (R > 256) schedule(static)
+        for (int64_t r = 0; r < R; r++)
             for (int64_t h = 0; h < H; h++) {
-                float *oh = fb.O + r * wv + h * ds, *oc = fb.O2 + r * I + h * dv;
-                const float den = fmaxf(fabsf(oh[dv]), expf(-fb.M[r * H + h])) + (float)MB_MLSTM_EPS;
+                float *oh = ws->O + r * wv + h * ds, *oc = ws->O2 + r * I + h * dv;
+                const float den = fmaxf(fabsf(oh[dv]), expf(-ws->M[r * H + h])) + (float)MB_MLSTM_EPS;
                 float mu = 0, var = 0;
                 for (int64_t j = 0; j < dv; j++) { oh[j] /= den; mu += oh[j]; }
                 mu /= (float)dv;
@@ -682,39 +753,105 @@ scanned:
                 const float rs = 1.0f / sqrtf(var / (float)dv + (float)p->eps);
                 for (int64_t j = 0; j < dv; j++) {
                     const int64_t c = h * dv + j;
-                    float v = (oh[j] - mu) * rs * (p->onorm_w ? p->onorm_w[c] : 1.0f);
-                    oc[j] = (v + p->skip[c] * fb.XC[r * I + c]) * sl_siluf(fb.Z[r * I + c]);
+                    float vv = (oh[j] - mu) * rs * (p->onorm_w ? p->onorm_w[c] : 1.0f);
+                    oc[j] = (vv + p->skip[c] * ws->Y[r * I + c]) * sl_siluf(Z[r * 2 * I + c]);
                 }
             }
-        rows_linear(BT, I, hid, fb.O2, p->down_w, p->down_b, fb.att);
+    } else if (p->onorm == SL_MB_ONORM_RMS || p->onorm == SL_MB_ONORM_RMS_GATED) {
+        sl_rmsnorm_rows_f32(R, H, dv, ws->O, wv, p->onorm_w, eps, p->onorm == SL_MB_ONORM_RMS_GATED ? og : NULL, np,
+                            ws->O2, H * dv);
     } else {
-#pragma omp parallel for if (BT > 256) schedule(static)
-        for (int64_t r = 0; r < BT; r++)
-            for (int64_t h = 0; h < H; h++) {
-                float *oh = fb.O + r * wv + h * ds, *oc = fb.O2 + r * H * dv + h * dv;
-                if (p->onorm == SL_MB_ONORM_RMS || p->onorm == SL_MB_ONORM_RMS_GATED) {
-                    sl_rmsnorm_f32(1, dv, oh, p->onorm_w, (float)p->eps, oc);
-                    if (p->onorm == SL_MB_ONORM_RMS_GATED)
-                        for (int64_t j = 0; j < dv; j++) oc[j] *= sl_siluf(fb.OG[r * H * dv + h * dv + j]);
-                } else {
-                    memcpy(oc, oh, (size_t)dv * sizeof *oc);
-                }
-            }
-        rows_linear(BT, H * dv, hid, fb.O2, p->wo, NULL, fb.att);
+        att = ws->O;   /* ds = dv here */
     }
-    /* Residual and MLP. */
-#pragma omp parallel for if (BT > 256) schedule(static)
-    for (int64_t i = 0; i < BT * hid; i++) fb.hcur[i] = f->x[i] + fb.att[i];
-    float *hn = fb.xn, *GA = fb.X3, *UP = fb.X3 + BT * p->inter;
-    sl_rmsnorm_f32(BT, hid, fb.hcur, p->mlp_norm, (float)p->eps, hn);
-    rows_linear(BT, hid, p->inter, hn, p->w_gate, NULL, GA);
-    rows_linear(BT, hid, p->inter, hn, p->w_up, NULL, UP);
-#pragma omp parallel for if (BT > 256) schedule(static)
-    for (int64_t i = 0; i < BT * p->inter; i++) GA[i] = sl_siluf(GA[i]) * UP[i];
-    rows_linear(BT, p->inter, hid, GA, p->w_down, NULL, f->y);
-    for (int64_t i = 0; i < BT * hid; i++) f->y[i] += fb.hcur[i];
-    free(fb.all);
+    for (int64_t b = 0; b < B; b++)
+        sl_gemm_wpack(tb, att + b * tb * lda, lda, im->w_o, f->x + (b * T + t0) * hid, hid, ws->hcur + b * tb * hid, hid);
+    /* MLP: y = h + down(silu(gate(hn)) * up(hn)), the product's epilogues doing
+    ** the SwiGLU and the residual. */
+    sl_rmsnorm_rows_f32(R, 1, hid, ws->hcur, hid, p->mlp_norm, eps, NULL, 0, ws->xn, hid);
+    sl_gemm_wpack(R, ws->xn, hid, im->w_mlp, NULL, 0, ws->GA, p->inter);
+    for (int64_t b = 0; b < B; b++)
+        sl_gemm_wpack(tb, ws->GA + b * tb * p->inter, p->inter, im->w_down, ws->hcur + b * tb * hid, hid,
+                      f->y + (b * T + t0) * hid, hid);
     return SL_OK;
+}
+
+/* Rows per block and thread: about this many (sequences x steps) at once, so
+** a block's workspace (~13 KB a row at the bench's sizes) stays in L3
+** (B = 4, T = 4096 on 2 threads, ms a forward: 16384 rows (no blocks) 143,
+** 4096 97, 2048 81, 1024 76, 512 74, 256 78). */
+static int64_t mb_block_rows = 512;
+
+/* Sequences [b0, b1) of the batch from their carries, through blocks of tb
+** steps of each (a multiple of the chunk, so the chunks are those of one
+** pass over T); nt threads inside each stage. */
+static int mb_run_seqs(const sl_layer *L, const sl_fwd *f, int64_t b0, int64_t b1, float *carry, float *heads,
+                       int algo, int64_t C, int nt, int64_t rows, sl_err *err)
+{
+    const mb_impl *im = L->impl;
+    const int64_t T = f->T, Bs = b1 - b0, hid = L->n_in, wv = im->p.H * im->ds;
+    if (Bs <= 0) return SL_OK;
+    sl_fwd fs = *f;
+    fs.B = Bs;
+    fs.x = f->x + b0 * T * hid;
+    fs.y = f->y + b0 * T * hid;
+    int64_t tb = SL_MAX(1, rows / Bs);
+    if (algo == SL_ALGO_CHUNKED) tb = SL_MAX(1, tb / C) * C;
+#ifdef SL_CUDA
+    if (f->device == SL_DEVICE_CUDA) tb = T;   /* one scan call on the GPU */
+#endif
+    tb = SL_MIN(tb, T);
+    mb_ws ws;
+    int rc = mb_ws_alloc(im, Bs, tb, algo, C, nt, &ws, err);
+    for (int64_t t0 = 0; t0 < T && !rc; t0 += tb)
+        rc = mb_block(L, &fs, t0, SL_MIN(tb, T - t0), carry + b0 * L->n_carry, heads ? heads + b0 * T * wv : NULL, algo,
+                      C, &ws, err);
+    free(ws.all);
+    return rc;
+}
+
+/* The batch forward from the carries. With at least as many sequences as
+** threads (and a balanced split), each thread runs its own sequences from
+** start to end with one-thread kernels: no synchronisation inside the
+** forward, which also keeps it fast on a machine whose cores are shared
+** (every barrier there can cost a scheduler time slice: B = 4, T = 4096,
+** 2 threads beside one busy process: 1.9 s with a split inside every
+** stage). Otherwise each stage is split over the threads. */
+static int mb_forward_batch(const sl_layer *L, const sl_fwd *f, float *carry, float *heads, sl_err *err)
+{
+    const mb_impl *im = L->impl;
+    const int64_t B = f->B, T = f->T;
+#ifdef SL_CUDA
+    if (f->device == SL_DEVICE_CUDA && f->algo != SL_ALGO_AUTO && f->algo != SL_ALGO_RECURRENT)
+        return sl_err_set(err, SL_EUNSUP, "%s layers on CUDA run the recurrent scan only (auto, recurrent)", L->kind);
+#endif
+    const int algo = f->algo == SL_ALGO_AUTO ? (T >= 128 ? SL_ALGO_CHUNKED : SL_ALGO_RECURRENT) : f->algo;
+    /* Default chunk lengths, measured on the bench shapes (d_k = d_v = 64, one
+    ** thread, ms for 16 heads of T = 4096; again after the scans moved to
+    ** sl_gemm_f32): delta rule C = 8 19.2, 16 19.8, 32 21.9, 64 31.2; GLA
+    ** 16 18.2, 32 18.2, 64 18.3; scalar gate 16 19.0, 32 18.3, 64 17.0. */
+    const int use_beta = im->p.beta_mode != SL_MB_BETA_NONE;
+    const int64_t C = f->chunk > 0 ? f->chunk : (use_beta ? 16 : 32);
+    const int nt = omp_in_parallel() ? 1 : sl_get_threads();
+    int by_seq = nt > 1 && B >= nt && (B % nt == 0 || B >= 4 * (int64_t)nt);
+#ifdef SL_CUDA
+    if (f->device == SL_DEVICE_CUDA) by_seq = 0;
+#endif
+    if (!by_seq) return mb_run_seqs(L, f, 0, B, carry, heads, algo, C, nt, mb_block_rows * nt, err);
+    int rc = SL_OK;
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        sl_err e = { 0 };
+        const int r = mb_run_seqs(L, f, B * t / n, B * (t + 1) / n, carry, heads, algo, C, 1, mb_block_rows, &e);
+        if (r) {
+#pragma omp critical(sl_mb_forward_err)
+            if (!rc) {
+                rc = r;
+                if (err) *err = e;
+            }
+        }
+    }
+    return rc;
 }
 
 static int mb_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
@@ -729,9 +866,16 @@ static int mb_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
     if (!f->states) {
         rc = mb_forward_batch(L, f, carry, NULL, err);
     } else {
-        /* Every step's carry wanted: one step at a time. */
+        /* Every step's carry wanted: one step at a time (blocks of one step). */
+        const int algo = f->algo == SL_ALGO_REFERENCE ? SL_ALGO_REFERENCE : SL_ALGO_RECURRENT;
         float *x1 = malloc((size_t)(B * hid) * sizeof *x1), *y1 = malloc((size_t)(B * hid) * sizeof *y1);
+        mb_ws ws = { 0 };
         if (!x1 || !y1) rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+        if (!rc) rc = mb_ws_alloc(L->impl, B, 1, algo, 1, omp_in_parallel() ? 1 : sl_get_threads(), &ws, err);
+#ifdef SL_CUDA
+        if (!rc && f->device == SL_DEVICE_CUDA && f->algo != SL_ALGO_AUTO && f->algo != SL_ALGO_RECURRENT)
+            rc = sl_err_set(err, SL_EUNSUP, "%s layers on CUDA run the recurrent scan only (auto, recurrent)", L->kind);
+#endif
         for (int64_t t = 0; t < T && !rc; t++) {
             for (int64_t b = 0; b < B; b++) memcpy(x1 + b * hid, f->x + (b * T + t) * hid, (size_t)hid * sizeof *x1);
             sl_fwd f1 = *f;
@@ -739,13 +883,14 @@ static int mb_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
             f1.x = x1;
             f1.y = y1;
             f1.states = NULL;
-            f1.algo = f->algo == SL_ALGO_REFERENCE ? SL_ALGO_REFERENCE : SL_ALGO_RECURRENT;
-            rc = mb_forward_batch(L, &f1, carry, NULL, err);
+            f1.algo = algo;
+            rc = mb_block(L, &f1, 0, 1, carry, NULL, algo, 1, &ws, err);
             for (int64_t b = 0; b < B && !rc; b++) {
                 memcpy(f->y + (b * T + t) * hid, y1 + b * hid, (size_t)hid * sizeof *y1);
                 memcpy(f->states + (b * T + t) * nc, carry + b * nc, (size_t)nc * sizeof *carry);
             }
         }
+        free(ws.all);
         free(x1);
         free(y1);
     }
@@ -762,6 +907,69 @@ int sl_mb_attention(const sl_layer *L, int64_t T, const float *x, float *o, int 
     free(carry);
     free(y);
     return rc;
+}
+
+/* ------------------------------------------------------------ packed weights */
+/* The products of the forward (kernels/gemm.c), packed from the tensors:
+**   w_in   one GEMM for every projection of attn_norm(x): [q | k | v | g | beta
+**          | a | gk_proj.0] as the kind has them (columns off_g, off_b, off_a,
+**          off_r of its output, np wide); mLSTM: up_proj with its bias;
+**   w_gk1  GLA's gk_proj.1 with its bias;
+**   w_o    o_proj (mLSTM: down_proj with its bias), the residual added in the
+**          epilogue;
+**   w_mlp  gate_proj and up_proj as one SwiGLU product; w_down down_proj.
+** and the short-conv weights taps-major (conv_wt [k, cc]). refill: the packs
+** exist, refresh them from the tensors (after an optimiser step). */
+int sl_mb_pack(mb_impl *im, int refill, sl_err *err)
+{
+    const sl_mb *p = &im->p;
+    const int64_t H = p->H, hid = p->hid;
+    sl_wpart in[8], o, gk1, mlp[2], down;
+    int nin = 0, rc = SL_OK;
+    if (p->kind == SL_MB_MLSTM) {
+        in[nin++] = (sl_wpart){ p->up_w, p->up_b, 2 * p->inner };
+        o = (sl_wpart){ p->down_w, p->down_b, hid };
+        im->np = 2 * p->inner;
+    } else {
+        int64_t c = im->cc;
+        in[nin++] = (sl_wpart){ p->wq, NULL, im->cq };
+        in[nin++] = (sl_wpart){ p->wk, NULL, im->ck };
+        in[nin++] = (sl_wpart){ p->wv, NULL, im->cv };
+        if (p->wg) { in[nin++] = (sl_wpart){ p->wg, NULL, H * p->dv }; im->off_g = c; c += H * p->dv; }
+        if (p->beta_mode == SL_MB_BETA_SIGMOID) { in[nin++] = (sl_wpart){ p->wb, NULL, H }; im->off_b = c; c += H; }
+        if (p->kind == SL_MB_GDN) { in[nin++] = (sl_wpart){ p->wa, NULL, H }; im->off_a = c; c += H; }
+        if (p->kind == SL_MB_GLA) { in[nin++] = (sl_wpart){ p->gk0, NULL, p->gk_rank }; im->off_r = c; c += p->gk_rank; }
+        im->np = c;
+        o = (sl_wpart){ p->wo, NULL, hid };
+    }
+    mlp[0] = (sl_wpart){ p->w_gate, NULL, p->inter };
+    mlp[1] = (sl_wpart){ p->w_up, NULL, p->inter };
+    down = (sl_wpart){ p->w_down, NULL, hid };
+    const int64_t kin = p->kind == SL_MB_MLSTM ? p->inner : H * p->dv;
+    if (refill) {
+        sl_wpack_refill(im->w_in, in);
+        sl_wpack_refill(im->w_o, &o);
+        sl_wpack_refill(im->w_mlp, mlp);
+        sl_wpack_refill(im->w_down, &down);
+    } else if ((rc = sl_wpack_new(hid, nin, in, 0, &im->w_in, err)) || (rc = sl_wpack_new(kin, 1, &o, 0, &im->w_o, err)) ||
+               (rc = sl_wpack_new(hid, 2, mlp, 1, &im->w_mlp, err)) ||
+               (rc = sl_wpack_new(p->inter, 1, &down, 0, &im->w_down, err))) {
+        return rc;
+    }
+    if (p->kind == SL_MB_GLA) {
+        gk1 = (sl_wpart){ p->gk1, p->gk1_b, H * p->dk };
+        if (refill) sl_wpack_refill(im->w_gk1, &gk1);
+        else if ((rc = sl_wpack_new(p->gk_rank, 1, &gk1, 0, &im->w_gk1, err))) return rc;
+    }
+    if (p->conv_k > 0) {
+        const int64_t cc = im->cc, kk = p->conv_k;
+        const float *w = p->kind == SL_MB_MLSTM ? p->conv_w[0] : im->conv_w;
+        if (!refill && !(im->conv_wt = malloc((size_t)(kk * cc) * sizeof(float))))
+            return sl_err_set(err, SL_ENOMEM, "out of memory");
+        for (int64_t c = 0; c < cc; c++)
+            for (int64_t j = 0; j < kk; j++) im->conv_wt[j * cc + c] = w[c * kk + j];
+    }
+    return SL_OK;
 }
 
 /* ------------------------------------------------------------ building */
@@ -815,6 +1023,8 @@ int sl_mb_build_layers(sl_model *m, const char *kind, const sl_mb *mbs, int n_la
                 c0 += ch[s];
             }
         }
+        int rc = sl_mb_pack(im, 0, err);
+        if (rc) return rc;
         if (p->kind == SL_MB_RETNET) {
             im->log_gamma = malloc((size_t)p->H * sizeof(double));
             im->inv_freq = malloc((size_t)(p->dk / 2 + 1) * sizeof(double));

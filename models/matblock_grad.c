@@ -34,7 +34,7 @@
 ** The double version (backward_f64, the reference the finite-difference tests
 ** check) is the same source, matblock_grad_impl.h, over the double states of
 ** the family's own step. params_changed refreshes the concatenated conv
-** weights the forward caches.
+** weights and the packed products the forward caches (sl_mb_pack).
 */
 #include <math.h>
 #include <omp.h>
@@ -109,16 +109,16 @@ int sl_mb_backward_f64(const sl_layer *L, const sl_bwd_f64 *b, sl_err *err) { re
 
 int sl_mb_params_changed(sl_layer *L, sl_err *err)
 {
-    (void)err;
     mb_impl *im = L->impl;
     const sl_mb *p = &im->p;
-    if (!im->conv_w) return SL_OK;
-    const int64_t ch[3] = { im->cq, im->ck, im->cv };
-    int64_t c0 = 0;
-    for (int s = 0; s < 3; s++) {
-        memcpy(im->conv_w + c0 * p->conv_k, p->conv_w[s], (size_t)(ch[s] * p->conv_k) * sizeof(float));
-        if (im->conv_b && p->conv_b[s]) memcpy(im->conv_b + c0, p->conv_b[s], (size_t)ch[s] * sizeof(float));
-        c0 += ch[s];
+    if (im->conv_w) {
+        const int64_t ch[3] = { im->cq, im->ck, im->cv };
+        int64_t c0 = 0;
+        for (int s = 0; s < 3; s++) {
+            memcpy(im->conv_w + c0 * p->conv_k, p->conv_w[s], (size_t)(ch[s] * p->conv_k) * sizeof(float));
+            if (im->conv_b && p->conv_b[s]) memcpy(im->conv_b + c0, p->conv_b[s], (size_t)ch[s] * sizeof(float));
+            c0 += ch[s];
+        }
     }
-    return SL_OK;
+    return sl_mb_pack(im, 1, err);
 }

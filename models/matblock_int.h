@@ -6,6 +6,7 @@
 #define SL_MATBLOCK_INT_H
 
 #include "err.h"
+#include "kernels.h"
 #include "layer.h"
 #include "matblock.h"
 
@@ -20,7 +21,14 @@ typedef struct mb_impl {
     float  *conv_w, *conv_b;        /* concatenated [cc, conv_k], [cc] (owned) */
     double *log_gamma;              /* RetNet [H] (owned) */
     double *inv_freq;               /* RetNet rotary [dk/2] (owned) */
+    /* Packed for the forward (sl_mb_pack; owned) */
+    sl_wpack *w_in, *w_gk1, *w_o, *w_mlp, *w_down;
+    int64_t np, off_g, off_b, off_a, off_r;   /* w_in's output width and columns */
+    float  *conv_wt;                /* [conv_k, cc] taps-major */
 } mb_impl;
+
+/* Pack (refill = 0) or refresh (1) the forward's products and conv weights. */
+int sl_mb_pack(mb_impl *im, int refill, sl_err *err);
 
 /* Training (matblock_grad.c): the families with gradients (sl_mb_trainable)
 ** get these three in their ops. */

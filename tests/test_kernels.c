@@ -4,7 +4,9 @@
 ** kernels/vecmath.h; the fused recurrent forward (kernels/rnn_fused.c)
 ** against sl_rnn_forward_ref on random shapes (odd H, B = 1, T = 1, row and
 ** tile threading modes, carry in and out, every state, with and without bias,
-** leaky RNN), on every instruction set this CPU has and with 1 and 2 threads.
+** leaky RNN), on every instruction set this CPU has and with 1 and 2 threads;
+** the packed-weight GEMM (kernels/gemm.c) against its reference and BLAS; the
+** vectorised row kernels (kernels/nn_vec.c) and log-sigmoid against theirs.
 */
 #include "sl_test.h"
 
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "nn.h"
 #include "util.h"
 
 static const sl_isa all_isas[] = { SL_ISA_GENERIC, SL_ISA_AVX2, SL_ISA_AVX512 };
@@ -246,6 +249,267 @@ static void test_forward_nested(void **state)
     sl_set_threads(saved);
 }
 
+
+/* ------------------------------------------------------------ packed-weight GEMM */
+/* Max |a - b| / (atol + rtol |b|) over n values (quiet; sl_test_worst prints). */
+static double worst_ratio(const float *a, const float *b, int64_t n, double rtol, double atol)
+{
+    double w = 0;
+    for (int64_t i = 0; i < n; i++) w = fmax(w, fabs((double)a[i] - b[i]) / (atol + rtol * fabs((double)b[i])));
+    return w;
+}
+
+/* sl_gemm_wpack against its reference and (plain packs) BLAS, on every ISA, 1
+** and 2 threads: odd M, K and part sizes (tail tiles, tail rows), biases,
+** strided x / y, a residual (separate and in place), swiglu packs. */
+static void test_gemm_wpack(void **state)
+{
+    (void)state;
+    const int64_t Ms[] = { 1, 5, 7, 13, 100, 301 }, Ks[] = { 1, 3, 16, 77, 256 };
+    /* part rows; 0 ends a list; the last lists are swiglu (gate, up of equal rows) */
+    const int64_t plists[][4] = { { 5 }, { 64, 3 }, { 17, 40, 9 }, { 256, 256, 256, 4 }, { 1, 1 }, { 16, 16 }, { 33, 33 }, { 100, 100 } };
+    const int nswiglu = 4;
+    const int threads[] = { 1, 2 };
+    const int saved = sl_get_threads();
+    uint64_t rs = 3;
+    double worst_all = 0, worst_blas = 0;
+    int n = 0;
+    for (size_t ik = 0; ik < SL_ARRAY_LEN(all_isas); ik++) {
+        if (sl_kernels_set_isa(all_isas[ik]) != SL_OK) continue;
+        for (size_t it = 0; it < SL_ARRAY_LEN(threads); it++) {
+            sl_set_threads(threads[it]);
+            for (size_t ip = 0; ip < SL_ARRAY_LEN(plists); ip++)
+                for (size_t ikk = 0; ikk < SL_ARRAY_LEN(Ks); ikk++)
+                    for (size_t im = 0; im < SL_ARRAY_LEN(Ms); im++) {
+                        const int swiglu = ip >= SL_ARRAY_LEN(plists) - nswiglu;
+                        const int64_t K = Ks[ikk], M = Ms[im];
+                        sl_wpart parts[4];
+                        int np = 0;
+                        int64_t N = 0;
+                        float *wbuf[4] = { 0 }, *bbuf[4] = { 0 };
+                        for (; np < 4 && plists[ip][np]; np++) {
+                            const int64_t r = plists[ip][np];
+                            wbuf[np] = malloc((size_t)(r * K) * sizeof(float));
+                            for (int64_t i = 0; i < r * K; i++) wbuf[np][i] = (float)sl_test_uniform(&rs, -1, 1);
+                            if ((np + im) % 2 == 0) {
+                                bbuf[np] = malloc((size_t)r * sizeof(float));
+                                for (int64_t i = 0; i < r; i++) bbuf[np][i] = (float)sl_test_uniform(&rs, -1, 1);
+                            }
+                            parts[np] = (sl_wpart){ .w = wbuf[np], .b = bbuf[np], .rows = r };
+                            N += r;
+                        }
+                        if (swiglu) N = parts[0].rows;
+                        sl_wpack *wp = NULL;
+                        sl_err err = { 0 };
+                        assert_int_equal(sl_wpack_new(K, np, parts, swiglu, &wp, &err), SL_OK);
+                        assert_int_equal(sl_wpack_n(wp), N);
+                        const int64_t ldx = K + (int64_t)(im % 3), ldy = N + (int64_t)(ikk % 2) * 5;
+                        float *x = malloc((size_t)(M * ldx) * sizeof *x), *y = malloc((size_t)(M * ldy) * sizeof *y),
+                              *yr = malloc((size_t)(M * ldy) * sizeof *yr), *res = malloc((size_t)(M * ldy) * sizeof *res);
+                        for (int64_t i = 0; i < M * ldx; i++) x[i] = (float)sl_test_uniform(&rs, -1, 1);
+                        for (int64_t i = 0; i < M * ldy; i++) res[i] = (float)sl_test_uniform(&rs, -1, 1);
+                        /* modes: 0 plain, 1 residual, 2 residual in place (y = r on entry) */
+                        for (int mode = 0; mode < (swiglu ? 1 : 3); mode++) {
+                            memcpy(y, res, (size_t)(M * ldy) * sizeof *y);
+                            memcpy(yr, res, (size_t)(M * ldy) * sizeof *yr);
+                            const float *r = mode == 0 ? NULL : mode == 1 ? res : y;
+                            sl_gemm_wpack(M, x, ldx, wp, r, ldy, y, ldy);
+                            sl_gemm_wpack_ref(M, x, ldx, wp, mode ? res : NULL, ldy, yr, ldy);
+                            /* untouched padding columns stay as they were (both start from res) */
+                            const double wr = worst_ratio(y, yr, M * ldy, 1e-5, 1e-5 * sqrt((double)K));
+                            if (wr > 1.0)
+                                fprintf(stderr, "FAIL %s threads %d parts %zu%s K %lld M %lld mode %d\n",
+                                        sl_kernels_isa_name(all_isas[ik]), threads[it], ip, swiglu ? " swiglu" : "",
+                                        (long long)K, (long long)M, mode);
+                            assert_true(wr <= 1.0);
+                            worst_all = fmax(worst_all, wr);
+                            if (!swiglu && mode == 0) {
+                                /* BLAS on the stacked weights, part by part */
+                                int64_t j0 = 0;
+                                for (int p = 0; p < np; p++) {
+                                    for (int64_t i = 0; i < M; i++)
+                                        for (int64_t o = 0; o < parts[p].rows; o++)
+                                            yr[i * ldy + j0 + o] = parts[p].b ? parts[p].b[o] : 0.0f;
+                                    sl_sgemm(0, 1, M, parts[p].rows, K, 1.0f, x, ldx, parts[p].w, K, 1.0f, yr + j0, ldy);
+                                    j0 += parts[p].rows;
+                                }
+                                const double wb = worst_ratio(y, yr, M * ldy, 1e-5, 1e-5 * sqrt((double)K));
+                                assert_true(wb <= 1.0);
+                                worst_blas = fmax(worst_blas, wb);
+                            }
+                            n++;
+                        }
+                        free(x); free(y); free(yr); free(res);
+                        for (int p = 0; p < np; p++) { free(wbuf[p]); free(bbuf[p]); }
+                        sl_wpack_free(wp);
+                    }
+        }
+    }
+    fprintf(stderr, "packed GEMM: %d cases, worst error %.3f (reference), %.3f (BLAS) of the tolerance\n", n, worst_all,
+            worst_blas);
+    sl_kernels_set_isa(SL_ISA_AUTO);
+    sl_set_threads(saved);
+}
+
+/* sl_gemm_f32 (strided A, row-major B, one thread) against its reference and
+** BLAS: the scans' shapes and odd ones, A by rows and by columns, alpha, add. */
+static void test_gemm_strided(void **state)
+{
+    (void)state;
+    const int64_t dims[] = { 1, 3, 6, 16, 17, 32, 64, 100 };
+    uint64_t rs = 5;
+    double worst = 0, worst_blas = 0;
+    int n = 0;
+    for (size_t ik = 0; ik < SL_ARRAY_LEN(all_isas); ik++) {
+        if (sl_kernels_set_isa(all_isas[ik]) != SL_OK) continue;
+        for (size_t a = 0; a < SL_ARRAY_LEN(dims); a++)
+            for (size_t b = 0; b < SL_ARRAY_LEN(dims); b++)
+                for (size_t c = 0; c < SL_ARRAY_LEN(dims); c += 2) {
+                    const int64_t M = dims[a], N = dims[b], K = dims[(c + a) % SL_ARRAY_LEN(dims)];
+                    const int trans = (int)((a + b + c) % 2), add = (int)((a + c) % 2);
+                    const float alpha = (a + b) % 3 == 0 ? -1.0f : 0.5f;
+                    const int64_t lda = (trans ? M : K) + 2, ldb = N + 1, ldc = N + 3;
+                    float *A = malloc((size_t)((trans ? K : M) * lda) * sizeof *A), *B = malloc((size_t)(K * ldb) * sizeof *B),
+                          *C0 = malloc((size_t)(M * ldc) * sizeof *C0), *C1 = malloc((size_t)(M * ldc) * sizeof *C1);
+                    for (int64_t i = 0; i < (trans ? K : M) * lda; i++) A[i] = (float)sl_test_uniform(&rs, -1, 1);
+                    for (int64_t i = 0; i < K * ldb; i++) B[i] = (float)sl_test_uniform(&rs, -1, 1);
+                    for (int64_t i = 0; i < M * ldc; i++) C0[i] = C1[i] = (float)sl_test_uniform(&rs, -1, 1);
+                    const int64_t am = trans ? 1 : lda, ak = trans ? lda : 1;
+                    sl_gemm_f32(M, N, K, alpha, A, am, ak, B, ldb, add, C0, ldc);
+                    sl_gemm_f32_ref(M, N, K, alpha, A, am, ak, B, ldb, add, C1, ldc);
+                    const double tol = 1e-6 * sqrt((double)K);
+                    worst = fmax(worst, worst_ratio(C0, C1, M * ldc, 1e-5, tol));
+                    free(A); free(B); free(C0); free(C1);
+                    n++;
+                }
+    }
+    /* BLAS on a few shapes (the plain contract: rows of A, beta 0 / 1) */
+    for (int64_t M = 1; M <= 40; M += 13)
+        for (int64_t N = 1; N <= 70; N += 23) {
+            const int64_t K = 33;
+            float *A = malloc((size_t)(M * K) * sizeof *A), *B = malloc((size_t)(K * N) * sizeof *B),
+                  *C0 = calloc((size_t)(M * N), sizeof *C0), *C1 = calloc((size_t)(M * N), sizeof *C1);
+            for (int64_t i = 0; i < M * K; i++) A[i] = (float)sl_test_uniform(&rs, -1, 1);
+            for (int64_t i = 0; i < K * N; i++) B[i] = (float)sl_test_uniform(&rs, -1, 1);
+            sl_gemm_f32(M, N, K, 1.0f, A, K, 1, B, N, 0, C0, N);
+            sl_sgemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
+            worst_blas = fmax(worst_blas, worst_ratio(C0, C1, M * N, 1e-5, 1e-5));
+            free(A); free(B); free(C0); free(C1);
+        }
+    fprintf(stderr, "strided GEMM: %d cases, worst error %.3f (reference), %.3f (BLAS) of the tolerance\n", n, worst,
+            worst_blas);
+    assert_true(worst <= 1.0 && worst_blas <= 1.0);
+    sl_kernels_set_isa(SL_ISA_AUTO);
+}
+
+/* ------------------------------------------------------------ vectorised rows (nn_vec.c) */
+static double ref_logsig(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
+
+/* log-sigmoid (vecmath.h's vlogsig through sl_act_rows_f32) against libm in
+** double, to its documented bound, on every ISA. */
+static void test_logsigmoid_vs_libm(void **state)
+{
+    (void)state;
+    const int64_t nd = 40 * 4096 + 1, nr = 100000;
+    float *xs = malloc((size_t)(nd + nr) * sizeof *xs), *y = malloc((size_t)(nd + nr) * sizeof *y);
+    int64_t n = 0;
+    for (int64_t i = 0; i < nd; i++) xs[n++] = (float)(-20.0 + (double)i / 4096.0);
+    uint64_t rs = 9;
+    for (int64_t i = 0; i < nr; i++) xs[n++] = (float)sl_test_uniform(&rs, -87.0, 40.0);
+    for (size_t ik = 0; ik < SL_ARRAY_LEN(all_isas); ik++) {
+        if (sl_kernels_set_isa(all_isas[ik]) != SL_OK) continue;
+        memcpy(y, xs, (size_t)n * sizeof *y);
+        sl_act_rows_f32(SL_VACT_LOGSIG, 1, n, y, n, 1.0f, -INFINITY);
+        double worst = 0, wabs = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const double e = ref_logsig(xs[i]), d = fabs((double)y[i] - e);
+            if (xs[i] <= 16.0f) worst = fmax(worst, d / (fabs(e) * 0x1p-23));
+            else wabs = fmax(wabs, d);
+        }
+        fprintf(stderr, "%s logsigmoid: %.2f ulp on [-87, 16], abs %.3g above\n", sl_kernels_isa_name(all_isas[ik]), worst,
+                wabs);
+        assert_true(worst <= 4.0);
+        assert_true(wabs <= 1e-12);
+    }
+    sl_kernels_set_isa(SL_ISA_AUTO);
+    free(xs);
+    free(y);
+}
+
+/* RMSNorm (plain and gated), L2 norm, activations and the causal conv on
+** strided rows against their references, every ISA, 1 and 2 threads. */
+static void test_rows_vs_reference(void **state)
+{
+    (void)state;
+    const int64_t shapes[][3] = { { 1, 1, 1 }, { 3, 2, 5 }, { 7, 4, 16 }, { 300, 4, 64 }, { 1100, 1, 256 }, { 9, 3, 33 } };
+    const int saved = sl_get_threads();
+    uint64_t rs = 21;
+    double worst = 0;
+    int n = 0;
+    for (size_t ik = 0; ik < SL_ARRAY_LEN(all_isas); ik++) {
+        if (sl_kernels_set_isa(all_isas[ik]) != SL_OK) continue;
+        for (int th = 1; th <= 2; th++) {
+            sl_set_threads(th);
+            for (size_t is = 0; is < SL_ARRAY_LEN(shapes); is++) {
+                const int64_t M = shapes[is][0], nh = shapes[is][1], d = shapes[is][2], w = nh * d, ld = w + 3;
+                float *x = malloc((size_t)(M * ld) * sizeof *x), *g = malloc((size_t)(M * ld) * sizeof *g),
+                      *wt = malloc((size_t)d * sizeof *wt), *y0 = malloc((size_t)(M * ld) * sizeof *y0),
+                      *y1 = malloc((size_t)(M * ld) * sizeof *y1);
+                for (int64_t i = 0; i < M * ld; i++) { x[i] = (float)sl_test_uniform(&rs, -3, 3); g[i] = (float)sl_test_uniform(&rs, -4, 4); }
+                for (int64_t i = 0; i < d; i++) wt[i] = (float)sl_test_uniform(&rs, 0.5, 1.5);
+                for (int variant = 0; variant < 7; variant++) {
+                    memcpy(y0, x, (size_t)(M * ld) * sizeof *y0);
+                    memcpy(y1, x, (size_t)(M * ld) * sizeof *y1);
+                    switch (variant) {
+                    case 0: case 1:
+                        sl_rmsnorm_rows_f32(M, nh, d, x, ld, variant ? wt : NULL, 1e-5f, variant ? g : NULL, ld, y0, ld);
+                        sl_rmsnorm_rows_f32_ref(M, nh, d, x, ld, variant ? wt : NULL, 1e-5f, variant ? g : NULL, ld, y1, ld);
+                        break;
+                    case 2:
+                        sl_l2norm_rows_f32(M, nh, d, y0, ld, 1e-6f);
+                        sl_l2norm_rows_f32_ref(M, nh, d, y1, ld, 1e-6f);
+                        break;
+                    default: {
+                        const int kind = variant - 3 < 3 ? variant - 3 : SL_VACT_LOGSIG;
+                        const float a = variant == 6 ? 1.0f / 16 : 2.0f, lo = variant == 6 ? -0.1f : -INFINITY;
+                        sl_act_rows_f32(kind, M, w, y0, ld, a, lo);
+                        sl_act_rows_f32_ref(kind, M, w, y1, ld, a, lo);
+                    }
+                    }
+                    worst = fmax(worst, worst_ratio(y0, y1, M * ld, 2e-6, 1e-6));
+                    n++;
+                }
+                /* conv: B sequences of T = M rows, C = w channels, k = 1..4 and 10 taps (two groups), history,
+                ** SiLU on a middle range */
+                for (int64_t k = 1; k <= 10; k += k < 4 ? 1 : 6) {
+                    const int64_t B = 1 + (int64_t)(is % 3), T = M, C = w, H = k - 1;
+                    float *cx = malloc((size_t)(B * T * ld) * sizeof *cx), *cw = malloc((size_t)(k * C) * sizeof *cw),
+                          *cb = malloc((size_t)C * sizeof *cb), *h0 = malloc((size_t)(B * H * C + 1) * sizeof *h0),
+                          *h1 = malloc((size_t)(B * H * C + 1) * sizeof *h1), *o0 = malloc((size_t)(B * T * ld) * sizeof *o0),
+                          *o1 = malloc((size_t)(B * T * ld) * sizeof *o1);
+                    for (int64_t i = 0; i < B * T * ld; i++) cx[i] = (float)sl_test_uniform(&rs, -2, 2);
+                    for (int64_t i = 0; i < k * C; i++) cw[i] = (float)sl_test_uniform(&rs, -1, 1);
+                    for (int64_t i = 0; i < C; i++) cb[i] = (float)sl_test_uniform(&rs, -1, 1);
+                    for (int64_t i = 0; i < B * H * C; i++) h0[i] = h1[i] = (float)sl_test_uniform(&rs, -2, 2);
+                    const int64_t s0 = C / 3, s1 = C - C / 4;
+                    sl_conv1d_rows_f32(B, T, C, k, cx, ld, cw, k % 2 ? cb : NULL, H ? h0 : NULL, o0, ld, s0, s1);
+                    sl_conv1d_rows_f32_ref(B, T, C, k, cx, ld, cw, k % 2 ? cb : NULL, H ? h1 : NULL, o1, ld, s0, s1);
+                    for (int64_t r = 0; r < B * T; r++)
+                        worst = fmax(worst, worst_ratio(o0 + r * ld, o1 + r * ld, C, 2e-6, 1e-6));
+                    worst = fmax(worst, worst_ratio(h0, h1, B * H * C, 0, 0 + 1e-30));
+                    free(cx); free(cw); free(cb); free(h0); free(h1); free(o0); free(o1);
+                    n++;
+                }
+                free(x); free(g); free(wt); free(y0); free(y1);
+            }
+        }
+    }
+    fprintf(stderr, "vectorised rows: %d cases, worst error %.3f of (2e-6 rel + 1e-6 abs)\n", n, worst);
+    assert_true(worst <= 1.0);
+    sl_kernels_set_isa(SL_ISA_AUTO);
+    sl_set_threads(saved);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +517,10 @@ int main(void)
         cmocka_unit_test(test_forward_vs_reference),
         cmocka_unit_test(test_forward_long),
         cmocka_unit_test(test_forward_nested),
+        cmocka_unit_test(test_gemm_wpack),
+        cmocka_unit_test(test_gemm_strided),
+        cmocka_unit_test(test_logsigmoid_vs_libm),
+        cmocka_unit_test(test_rows_vs_reference),
     };
     return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }

@@ -5,8 +5,10 @@
 ** (tests/fixtures/matrix/make_matrix_fixtures.py); recurrent vs chunked on
 ** long sequences; the structured linear system against finite differences
 ** and exactness; closed-form eigenvalues against LAPACK on the expanded
-** matrix; the implicit attention matrix against the heads' output; init and
-** run end to end; the HF-folder path.
+** matrix; the implicit attention matrix against the heads' output; the batch
+** forward identical on 1 and 2 threads (each thread its sequences, or each
+** stage split) and close on every ISA; init and run end to end; the HF-folder
+** path.
 */
 #include "sl_test.h"
 
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "family.h"
+#include "kernels.h"
 #include "matblock.h"
 #include "attention.h"
 #include "eig.h"
@@ -509,6 +512,62 @@ static void test_carry_continues(void **state)
     }
 }
 
+/* The batch forward gives the same numbers whatever the threads and however
+** it splits the work (each thread its own sequences when B >= threads, each
+** stage split otherwise), for B = 1 .. 5, long enough for several blocks,
+** every ISA the CPU has agreeing to 1e-5. */
+static void test_threads_agree(void **state)
+{
+    (void)state;
+    const int saved = sl_get_threads();
+    for (size_t c = 0; c < SL_ARRAY_LEN(long_cfgs); c++) {
+        sl_model *m = make_model(long_cfgs[c][0], long_cfgs[c][1], 17, 5.0);
+        const sl_layer *L = m->layers[0];
+        const int64_t Bmax = 5, T = 700, hid = L->n_in, nc = L->n_carry;
+        float *x = malloc((size_t)(Bmax * T * hid) * sizeof *x), *y0 = malloc((size_t)(Bmax * T * hid) * sizeof *y0),
+              *y1 = malloc((size_t)(Bmax * T * hid) * sizeof *y1);
+        float *c0 = malloc((size_t)(Bmax * nc) * sizeof(float)), *c1 = malloc((size_t)(Bmax * nc) * sizeof(float));
+        uint64_t r = 41;
+        for (int64_t i = 0; i < Bmax * T * hid; i++) x[i] = (float)sl_test_uniform(&r, -1, 1);
+        sl_err err = { 0 };
+        double worst_isa = 0;
+        for (int64_t B = 1; B <= Bmax; B++)
+            for (int a = 0; a < 2; a++) {
+                const int algo = a ? SL_ALGO_CHUNKED : SL_ALGO_RECURRENT;
+                for (int64_t i = 0; i < B * nc; i++) c0[i] = c1[i] = (float)(0.01 * (double)(i % 7));
+                sl_fwd f0 = { .B = B, .T = T, .x = x, .y = y0, .carry = c0, .algo = algo };
+                sl_fwd f1 = { .B = B, .T = T, .x = x, .y = y1, .carry = c1, .algo = algo };
+                sl_set_threads(1);
+                assert_int_equal(sl_layer_forward(L, &f0, &err), SL_OK);
+                sl_set_threads(2);
+                assert_int_equal(sl_layer_forward(L, &f1, &err), SL_OK);
+                if (memcmp(y0, y1, (size_t)(B * T * hid) * sizeof *y0)) {
+                    int64_t i = 0;
+                    while (y0[i] == y1[i]) i++;
+                    fprintf(stderr, "%s B %lld algo %d: first difference at row %lld: %.9g vs %.9g\n", long_cfgs[c][0],
+                            (long long)B, algo, (long long)(i / hid), y0[i], y1[i]);
+                }
+                assert_memory_equal(y0, y1, (size_t)(B * T * hid) * sizeof *y0);
+                assert_memory_equal(c0, c1, (size_t)(B * nc) * sizeof *c0);
+                /* the other instruction sets: the same to rounding */
+                for (int isa = SL_ISA_GENERIC; isa < SL_ISA_AVX512 && B == 3; isa++) {
+                    if (sl_kernels_set_isa((sl_isa)isa) != SL_OK) continue;
+                    for (int64_t i = 0; i < B * nc; i++) c1[i] = (float)(0.01 * (double)(i % 7));
+                    assert_int_equal(sl_layer_forward(L, &f1, &err), SL_OK);
+                    sl_kernels_set_isa(SL_ISA_AUTO);
+                    for (int64_t i = 0; i < B * T * hid; i++)
+                        worst_isa = fmax(worst_isa, fabs((double)y1[i] - y0[i]) / (1e-5 + 1e-5 * fabs((double)y0[i])));
+                }
+            }
+        fprintf(stderr, "%s: 1 and 2 threads identical for B = 1..5; other ISAs within %.3f of 1e-5\n", long_cfgs[c][0],
+                worst_isa);
+        assert_true(worst_isa <= 1.0);
+        free(x); free(y0); free(y1); free(c0); free(c1);
+        sl_model_free(m);
+    }
+    sl_set_threads(saved);
+}
+
 static void test_hf_folder(void **state)
 {
     (void)state;
@@ -596,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_implicit_attention),
         cmocka_unit_test(test_states_output),
         cmocka_unit_test(test_carry_continues),
+        cmocka_unit_test(test_threads_agree),
         cmocka_unit_test(test_hf_folder),
         cmocka_unit_test(test_init_run_every_family),
         cmocka_unit_test(test_bad_configs),
