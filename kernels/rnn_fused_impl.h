@@ -131,6 +131,13 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
                 case SL_CELL_LSTM: {
                     const VF i = SFX(vsig)(RF_PRE(0)), f = SFX(vsig)(RF_PRE(1)), g = SFX(vtanh)(RF_PRE(2)),
                              o = SFX(vsig)(RF_PRE(3));
+                    if (cx->gates) {
+                        float *gr = cx->gates + (b * T + t) * 4 * H + u;
+                        SFX(st_part)(gr, i, H - u);
+                        SFX(st_part)(gr + H, f, H - u);
+                        SFX(st_part)(gr + 2 * H, g, H - u);
+                        SFX(st_part)(gr + 3 * H, o, H - u);
+                    }
                     cv = VFMA(f, SFX(ldu)(cr + u), i * g);
                     SFX(stu)(cr + u, cv);
                     hv = o * SFX(vtanh)(cv);
