@@ -1021,8 +1021,11 @@ int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
     memset(info, 0, sizeof *info);
     const sl_train_opts *o = &tr->o;
     const int64_t s = tr->step, B = o->batch;
+    double tm = sl_now(), tn;
+#define PHASE(field) (tn = sl_now(), info->field = tn - tm, tm = tn)
     int rc = next_batch(tr, tr->rng_batch, B, &tr->batch, err);
     if (rc) return rc;
+    PHASE(t_batch);
     const int64_t T = tr->batch.T, R = B * T;
     if ((rc = ensure_rows(tr, R, err))) return rc;
     const float *xin = tr->batch.u;
@@ -1031,6 +1034,7 @@ int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
         xin = tr->xe;
     }
     if ((rc = sl_model_forward_tape(tr->m, B, T, xin, &tr->tape, err))) return rc;
+    PHASE(t_forward);
     const float *y = tr->tape.act[tr->m->n_layers];
     readout_forward_f32(&tr->ro, R, y, tr->hid, tr->z);
     sl_metrics mt;
@@ -1039,8 +1043,10 @@ int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
                                               (long long)s + 1, mt.loss);
     sl_grads_zero_f32(&tr->g);
     readout_backward_f32(&tr->ro, &tr->g, R, y, tr->hid, tr->dz, tr->dhid, tr->dy);
+    PHASE(t_readout);
     if ((rc = sl_model_backward(tr->m, &tr->tape, tr->dy, &tr->g, tr->ro.we ? tr->dxe : NULL, err))) return rc;
     if (tr->ro.we) encoder_backward_f32(&tr->ro, &tr->g, tr->m->n_in, R, tr->batch.u, tr->dxe);
+    PHASE(t_backward);
     const double sigma = sl_noise_sigma(o, s);
     if (sigma > 0)
         for (size_t i = 0; i < tr->g.n; i++) {
@@ -1054,6 +1060,8 @@ int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
     const double lr = sl_lr_at(o, s);
     sl_adamw_step(&tr->opt, tr->m->tensors, &tr->g, lr, o->beta1, o->beta2, o->eps, o->weight_decay, tr->decay);
     if ((rc = sl_model_params_changed(tr->m, err))) return rc;
+    PHASE(t_update);
+#undef PHASE
     tr->step++;
     info->step = tr->step;
     info->loss = mt.loss;

@@ -198,6 +198,11 @@ typedef struct sl_train_step_info {
     sl_metrics eval;
     int64_t n;                  /* curriculum N after this step (0: none) */
     int     n_changed;
+    /* Wall seconds of the step's phases (the evaluation not included): the
+    ** batch, the model's forward pass with its tape (and the input projection),
+    ** the readout with the loss and their backward, the model's backward, and
+    ** the update (noise, norm, clipping, AdamW, params_changed). */
+    double  t_batch, t_forward, t_readout, t_backward, t_update;
 } sl_train_step_info;
 
 typedef struct sl_trainer {

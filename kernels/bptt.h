@@ -44,6 +44,13 @@ typedef struct sl_rnn_grads_f64 {
 ** else BLAS. The double version always goes to BLAS. */
 void sl_bptt_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t am, int64_t ak, const float *B, int64_t ldb,
                   int add, float *C, int64_t ldc);
+/* sl_bptt_gemm called by every thread of an OpenMP team (same arguments):
+** each thread computes its share of C's tiles, and the result equals
+** sl_bptt_gemm's bit for bit. No barrier inside: A and B must be complete
+** before the call, C is complete after the team's next barrier. Outside a
+** team (or without AVX-512) the master thread does the whole product. */
+void sl_bptt_gemm_team(int64_t M, int64_t N, int64_t K, const float *A, int64_t am, int64_t ak, const float *B,
+                       int64_t ldb, int add, float *C, int64_t ldc);
 void sl_bptt_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t am, int64_t ak, const double *B,
                       int64_t ldb, int add, double *C, int64_t ldc);
 
@@ -62,6 +69,20 @@ size_t sl_rnn_backward_f64_ws(const sl_rnn_weights *w, int64_t B, int64_t T);
 int sl_rnn_backward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, const float *carry0,
                     const float *states, const float *gates, const float *dy, float *dx, float *dcarry0, const sl_rnn_grads *g, void *ws,
                     size_t ws_size, sl_err *err);
+/* The pieces sl_rnn_backward dispatches to (for the tests and the bench):
+** the plain version (every cell, every CPU; the float instance of the double
+** reference's source), and the fused LSTM backward (lstm_bptt.c), which
+** needs gates and an AVX-512 CPU (sl_lstm_bptt_available) and its own
+** workspace size. Same contract as sl_rnn_backward. */
+size_t sl_rnn_backward_plain_ws(const sl_rnn_weights *w, int64_t B, int64_t T);
+int sl_rnn_backward_plain(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, const float *carry0,
+                          const float *states, const float *gates, const float *dy, float *dx, float *dcarry0,
+                          const sl_rnn_grads *g, void *ws, size_t ws_size, sl_err *err);
+int    sl_lstm_bptt_available(const sl_rnn_weights *w);
+size_t sl_lstm_bptt_ws(const sl_rnn_weights *w, int64_t B, int64_t T);
+int sl_lstm_bptt(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, const float *carry0,
+                 const float *states, const float *gates, const float *dy, float *dx, float *dcarry0,
+                 const sl_rnn_grads *g, void *ws, size_t ws_size, sl_err *err);
 int sl_rnn_backward_f64(const sl_rnn_weights *w, int64_t B, int64_t T, const double *x, const double *carry0,
                         const double *states, const double *gates, const double *dy, double *dx, double *dcarry0,
                         const sl_rnn_grads_f64 *g, void *ws, size_t ws_size, sl_err *err);

@@ -112,7 +112,7 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
     const int64_t H = p->H, Hp = p->Hp, GHp = p->GHp, T = cx->T;
     const int subs = NV / G;   /* 16-unit groups in the tile */
     const int64_t col0 = tile * ldw, unit0 = tile * p->UT;
-#pragma GCC unroll 8
+#pragma GCC unroll 1
     for (int m = 0; m < MR; m++) {
         const int64_t b = b0 + m;
         const float *gxr = cx->gx + (b * cx->Tc + s) * GHp + col0;
