@@ -15,7 +15,9 @@
 #include "train.h"
 
 #include <gsl/gsl_randist.h>
+#include <immintrin.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,8 +171,12 @@ int sl_readout_from_model(sl_readout *r, sl_model *m, sl_err *err)
 ** loops over rows (dot products and axpys, vectorised), in a fixed order. */
 #define SKINNY 8
 
+/* The skinny loops are compiled for the wider vector units too (the build's
+** baseline is SSE4.2); the BLAS path is OpenBLAS's own dispatch. */
+#define RO_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
 /* out[R, no] = x[R, ni] W^T + b  (W [no, ni]). */
-static void linear_fwd(int64_t R, int64_t ni, int64_t no, const float *x, const float *W, const float *b, float *out)
+RO_CLONES static void linear_fwd(int64_t R, int64_t ni, int64_t no, const float *x, const float *W, const float *b, float *out)
 {
     if (no <= SKINNY) {
 #pragma omp parallel for if (R * ni * no >= (1 << 20)) schedule(static)
@@ -191,7 +197,7 @@ static void linear_fwd(int64_t R, int64_t ni, int64_t no, const float *x, const 
 }
 
 /* gW [no, ni] += d^T x, gb += column sums of d, dx [R, ni] = d W (each when not NULL). */
-static void linear_bwd(int64_t R, int64_t ni, int64_t no, const float *x, const float *W, const float *d, float *gW,
+RO_CLONES static void linear_bwd(int64_t R, int64_t ni, int64_t no, const float *x, const float *W, const float *d, float *gW,
                        float *gb, float *dx)
 {
     if (gb)
@@ -281,11 +287,19 @@ static double entry_f32(const sl_readout *r, const float *z, float target, float
     int64_t am = 0;
     for (int64_t c = 1; c < C; c++)
         if (z[c] > mx) { mx = z[c]; am = c; }
-    double se = 0;
-    for (int64_t c = 0; c < C; c++) se += exp((double)z[c] - (double)mx);
+    /* e_c = exp(z_c - max) once each (1 at the max): softmax_c = e_c / se. */
+    double se = 0, eb[16];
+    for (int64_t c = 0; c < C; c++) {
+        const double e = c == am ? 1.0 : exp((double)z[c] - (double)mx);
+        if (c < 16) eb[c] = e;
+        se += e;
+    }
     double lse = (double)mx + log(se);
     if (dz)
-        for (int64_t c = 0; c < C; c++) dz[c] = (float)((exp((double)z[c] - lse) - (c == tc ? 1.0 : 0.0)) * wgt);
+        for (int64_t c = 0; c < C; c++) {
+            const double e = c < 16 ? eb[c] : (c == am ? 1.0 : exp((double)z[c] - (double)mx));
+            dz[c] = (float)((e / se - (c == tc ? 1.0 : 0.0)) * wgt);
+        }
     *correct = am == tc;
     return lse - (double)z[tc < 0 || tc >= C ? 0 : tc];
 }
@@ -528,6 +542,68 @@ void sl_adamw_free(sl_adamw *a)
     memset(a, 0, sizeof *a);
 }
 
+/* The update of elements [k0, k1) of one tensor, in double. The AVX-512
+** version does the scalar loop's operations in the same order, each an IEEE
+** operation (exactly rounded in every lane, no fused multiply-adds), so both
+** give the same bits; it exists because libm's sqrt (errno) keeps the
+** compiler from vectorising the loop. */
+static void adamw_scalar(int64_t k0, int64_t k1, float *restrict p, float *restrict m, float *restrict v,
+                         const float *restrict gr, double lr, double wd, double beta1, double beta2, double eps,
+                         double bc1, double bc2)
+{
+    for (int64_t k = k0; k < k1; k++) {
+        double pk = (double)p[k] * (1.0 - lr * wd);
+        double mk = beta1 * (double)m[k] + (1.0 - beta1) * (double)gr[k];
+        double vk = beta2 * (double)v[k] + (1.0 - beta2) * (double)gr[k] * (double)gr[k];
+        m[k] = (float)mk;
+        v[k] = (float)vk;
+        pk -= lr * (mk / bc1) / (sqrt(vk / bc2) + eps);
+        p[k] = (float)pk;
+    }
+}
+
+__attribute__((target("avx512f"))) static void adamw_avx512(int64_t k0, int64_t k1, float *restrict p,
+                                                             float *restrict m, float *restrict v,
+                                                             const float *restrict gr, double lr, double wd,
+                                                             double beta1, double beta2, double eps, double bc1,
+                                                             double bc2)
+{
+    const __m512d cd = _mm512_set1_pd(1.0 - lr * wd), b1 = _mm512_set1_pd(beta1), c1 = _mm512_set1_pd(1.0 - beta1),
+                  b2 = _mm512_set1_pd(beta2), c2 = _mm512_set1_pd(1.0 - beta2), vlr = _mm512_set1_pd(lr),
+                  vbc1 = _mm512_set1_pd(bc1), vbc2 = _mm512_set1_pd(bc2), veps = _mm512_set1_pd(eps);
+    int64_t k = k0;
+    for (; k + 8 <= k1; k += 8) {
+        const __m512d pk = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(p + k)), cd);
+        const __m512d g = _mm512_cvtps_pd(_mm256_loadu_ps(gr + k));
+        const __m512d mk = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_cvtps_pd(_mm256_loadu_ps(m + k))), _mm512_mul_pd(c1, g));
+        const __m512d vk = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_cvtps_pd(_mm256_loadu_ps(v + k))),
+                                         _mm512_mul_pd(_mm512_mul_pd(c2, g), g));
+        _mm256_storeu_ps(m + k, _mm512_cvtpd_ps(mk));
+        _mm256_storeu_ps(v + k, _mm512_cvtpd_ps(vk));
+        const __m512d num = _mm512_mul_pd(vlr, _mm512_div_pd(mk, vbc1));
+        const __m512d den = _mm512_add_pd(_mm512_sqrt_pd(_mm512_div_pd(vk, vbc2)), veps);
+        _mm256_storeu_ps(p + k, _mm512_cvtpd_ps(_mm512_sub_pd(pk, _mm512_div_pd(num, den))));
+    }
+    adamw_scalar(k, k1, p, m, v, gr, lr, wd, beta1, beta2, eps, bc1, bc2);
+}
+
+static void adamw_range(int64_t k0, int64_t k1, float *p, float *m, float *v, const float *gr, double lr, double wd,
+                        double beta1, double beta2, double eps, double bc1, double bc2)
+{
+    if (sl_kernels_isa() == SL_ISA_AVX512) adamw_avx512(k0, k1, p, m, v, gr, lr, wd, beta1, beta2, eps, bc1, bc2);
+    else adamw_scalar(k0, k1, p, m, v, gr, lr, wd, beta1, beta2, eps, bc1, bc2);
+}
+
+static void adamw_tensor(int64_t n, float *p, float *m, float *v, const float *gr, double lr, double wd, double beta1,
+                         double beta2, double eps, double bc1, double bc2)
+{
+#pragma omp parallel if (n >= 65536)
+    {
+        const int64_t th = omp_get_thread_num(), nt = omp_get_num_threads();
+        adamw_range(n * th / nt, n * (th + 1) / nt, p, m, v, gr, lr, wd, beta1, beta2, eps, bc1, bc2);
+    }
+}
+
 void sl_adamw_step(sl_adamw *a, sl_tensors *params, const sl_grads *g, double lr, double beta1, double beta2, double eps,
                    double weight_decay, const unsigned char *decay)
 {
@@ -536,30 +612,30 @@ void sl_adamw_step(sl_adamw *a, sl_tensors *params, const sl_grads *g, double lr
     for (size_t i = 0; i < g->n; i++) {
         const float *gr = g->f32[i];
         if (!gr || !a->m[i]) continue;
-        float *p = params->t[i].data, *m = a->m[i], *v = a->v[i];
-        const int64_t n = params->t[i].numel;
         const double wd = decay && decay[i] ? weight_decay : 0.0;
-#pragma omp parallel for if (n >= 65536) schedule(static)
-        for (int64_t k = 0; k < n; k++) {
-            double pk = (double)p[k] * (1.0 - lr * wd);
-            double mk = beta1 * (double)m[k] + (1.0 - beta1) * (double)gr[k];
-            double vk = beta2 * (double)v[k] + (1.0 - beta2) * (double)gr[k] * (double)gr[k];
-            m[k] = (float)mk;
-            v[k] = (float)vk;
-            pk -= lr * (mk / bc1) / (sqrt(vk / bc2) + eps);
-            p[k] = (float)pk;
-        }
+        adamw_tensor(params->t[i].numel, params->t[i].data, a->m[i], a->v[i], gr, lr, wd, beta1, beta2, eps, bc1, bc2);
     }
+}
+
+/* Sum of squares in double with 8 partial sums (index mod 8), combined in a
+** fixed order: vectorised, and the same bits on every ISA and thread count. */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+static double sumsq_f32(const float *restrict x, int64_t n)
+{
+    double p[8] = { 0 };
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+#pragma omp simd
+        for (int j = 0; j < 8; j++) p[j] += (double)x[k + j] * (double)x[k + j];
+    for (int j = 0; k < n; k++, j++) p[j] += (double)x[k] * (double)x[k];
+    return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
 }
 
 double sl_grads_norm(const sl_grads *g)
 {
     double s = 0;
-    for (size_t i = 0; i < g->n; i++) {
-        if (!g->f32[i]) continue;
-        const float *x = g->f32[i];
-        for (int64_t k = 0; k < g->params->t[i].numel; k++) s += (double)x[k] * (double)x[k];
-    }
+    for (size_t i = 0; i < g->n; i++)
+        if (g->f32[i]) s += sumsq_f32(g->f32[i], g->params->t[i].numel);
     return sqrt(s);
 }
 
@@ -568,7 +644,9 @@ void sl_grads_scale(sl_grads *g, double s)
     for (size_t i = 0; i < g->n; i++) {
         if (!g->f32[i]) continue;
         float *x = g->f32[i];
-        for (int64_t k = 0; k < g->params->t[i].numel; k++) x[k] = (float)((double)x[k] * s);
+        const int64_t n = g->params->t[i].numel;
+#pragma omp simd
+        for (int64_t k = 0; k < n; k++) x[k] = (float)((double)x[k] * s);
     }
 }
 
