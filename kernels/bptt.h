@@ -44,13 +44,6 @@ typedef struct sl_rnn_grads_f64 {
 ** else BLAS. The double version always goes to BLAS. */
 void sl_bptt_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t am, int64_t ak, const float *B, int64_t ldb,
                   int add, float *C, int64_t ldc);
-/* sl_bptt_gemm called by every thread of an OpenMP team (same arguments):
-** each thread computes its share of C's tiles, and the result equals
-** sl_bptt_gemm's bit for bit. No barrier inside: A and B must be complete
-** before the call, C is complete after the team's next barrier. Outside a
-** team (or without AVX-512) the master thread does the whole product. */
-void sl_bptt_gemm_team(int64_t M, int64_t N, int64_t K, const float *A, int64_t am, int64_t ak, const float *B,
-                       int64_t ldb, int add, float *C, int64_t ldc);
 void sl_bptt_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t am, int64_t ak, const double *B,
                       int64_t ldb, int add, double *C, int64_t ldc);
 
@@ -60,7 +53,7 @@ size_t sl_rnn_backward_f64_ws(const sl_rnn_weights *w, int64_t B, int64_t T);
 
 /* Backward pass. x [B, T, in] and states [B, T, nc] are the forward's input
 ** and carries, carry0 [B, nc] its start state (NULL: zeros), dy [B, T, H] the
-** gradient of the loss with respect to the outputs. gates [B, T, 4H]: the
+** gradient of the loss with respect to the outputs. gates [T, B, 4H]: the
 ** LSTM's gate activations from sl_rnn_forward_gates, read instead of
 ** recomputing the pre-activations (the product with W_hh, a third of the
 ** work); NULL (always, for other cells) recomputes them. Writes dx [B, T, in] and

@@ -151,25 +151,6 @@ void sl_bptt_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t am, i
     }
 }
 
-void sl_bptt_gemm_team(int64_t M, int64_t N, int64_t K, const float *A, int64_t am, int64_t ak, const float *B,
-                       int64_t ldb, int add, float *C, int64_t ldc)
-{
-    if (!omp_in_parallel() || omp_get_num_threads() == 1) {
-#pragma omp master
-        sl_bptt_gemm(M, N, K, A, am, ak, B, ldb, add, C, ldc);
-        return;
-    }
-    if (M <= 0 || N <= 0) return;
-    const int64_t tiles = ((M + MR - 1) / MR) * ((N + NR - 1) / NR);
-    const int64_t th = omp_get_thread_num(), n = omp_get_num_threads();
-    if (K <= 0 || !have_avx512()) {
-#pragma omp master
-        sl_bptt_gemm(M, N, K, A, am, ak, B, ldb, add, C, ldc);
-        return;
-    }
-    gemm_tiles(M, N, K, A, am, ak, B, ldb, add, C, ldc, tiles * th / n, tiles * (th + 1) / n);
-}
-
 void sl_bptt_gemm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t am, int64_t ak, const double *B,
                       int64_t ldb, int add, double *C, int64_t ldc)
 {

@@ -181,7 +181,8 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
         for (int64_t q = 0; q < GH; q++)
             for (int64_t i = 0; i < in; i++) xacc[i * GH + q] = (REAL)w->w_ih[q * in + i];
     }
-    for (int64_t r = 0; gates && r < BT; r++) memcpy(A + r * GH, gates + r * GH, (size_t)GH * sizeof *A);
+    for (int64_t r = 0; gates && r < BT; r++)   /* gates are time-major: row (t, b) at t * B + b */
+        memcpy(A + r * GH, gates + ((r % T) * B + r / T) * GH, (size_t)GH * sizeof *A);
     for (int64_t r = 0; !gates && r < BT; r++) {
         REAL *ar = A + r * GH;
         memcpy(ar, brow, (size_t)GH * sizeof *ar);

@@ -132,7 +132,7 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
                     const VF i = SFX(vsig)(RF_PRE(0)), f = SFX(vsig)(RF_PRE(1)), g = SFX(vtanh)(RF_PRE(2)),
                              o = SFX(vsig)(RF_PRE(3));
                     if (cx->gates) {
-                        float *gr = cx->gates + (b * T + t) * 4 * H + u;
+                        float *gr = cx->gates + (t * cx->B + b) * 4 * H + u;   /* time-major */
                         SFX(st_part)(gr, i, H - u);
                         SFX(st_part)(gr + H, f, H - u);
                         SFX(st_part)(gr + 2 * H, g, H - u);
