@@ -83,6 +83,7 @@ typedef int32_t vi_lb512 __attribute__((vector_size(64)));
 #define VI vi_lb512
 #define VFMA(a, b, c) ((VF)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
 #define VSPLAT(f) _mm512_set1_ps(f)
+#define VM_AVX512
 #include "vecmath.h"
 
 static inline __mmask16 lb_mask(int64_t n)

@@ -149,6 +149,7 @@ typedef int32_t vi_avx512 __attribute__((vector_size(64)));
 #define VI vi_avx512
 #define VFMA(a, b, c) ((VF)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
 #define VSPLAT(f) _mm512_set1_ps(f)
+#define VM_AVX512
 #include "rnn_fused_impl.h"
 #undef VW
 #undef SFX
@@ -158,6 +159,7 @@ typedef int32_t vi_avx512 __attribute__((vector_size(64)));
 #undef VI
 #undef VFMA
 #undef VSPLAT
+#undef VM_AVX512
 #pragma GCC pop_options
 
 #pragma GCC push_options
