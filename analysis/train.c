@@ -304,17 +304,18 @@ static double entry_f32(const sl_readout *r, const float *z, float target, float
     return lse - (double)z[tc < 0 || tc >= C ? 0 : tc];
 }
 
-void sl_loss_f32(const sl_readout *r, int64_t B, int64_t T, const float *z, const float *target, const float *mask,
-                 float *dz, sl_metrics *m)
+/* Rows [i0, i1) of the loss: adds w * loss, w * correct and the per-head
+** counts to the partial sums; writes dz (scaled by 1 / total weight) when dz. */
+typedef struct loss_part {
+    double loss, acc;
+    double *head_acc, *head_n;   /* [min(K, SL_TRAIN_MAX_HEADS)] */
+} loss_part;
+
+static void loss_rows(const sl_readout *r, int64_t i0, int64_t i1, const float *z, const float *target,
+                      const float *mask, float *dz, double inv, loss_part *p)
 {
-    const int64_t K = r->K, R = B * T, no = r->n_out;
-    memset(m, 0, sizeof *m);
-    m->K = K;
-    double wsum = 0;
-    for (int64_t i = 0; i < R * K; i++) wsum += mask[i];
-    const double inv = wsum > 0 ? 1.0 / wsum : 0.0;
-    double loss = 0;
-    for (int64_t i = 0; i < R; i++) {
+    const int64_t K = r->K, no = r->n_out;
+    for (int64_t i = i0; i < i1; i++)
         for (int64_t k = 0; k < K; k++) {
             const float w = mask[i * K + k];
             float *dzk = dz ? dz + i * no + k * r->C : NULL;
@@ -323,12 +324,19 @@ void sl_loss_f32(const sl_readout *r, int64_t B, int64_t T, const float *z, cons
                 continue;
             }
             int ok;
-            loss += w * entry_f32(r, z + i * no + k * r->C, target[i * K + k], dzk, w * inv, &ok);
-            m->acc += w * ok;
-            if (k < SL_TRAIN_MAX_HEADS) { m->head_acc[k] += w * ok; m->head_n[k] += w; }
+            p->loss += w * entry_f32(r, z + i * no + k * r->C, target[i * K + k], dzk, w * inv, &ok);
+            p->acc += w * ok;
+            if (k < SL_TRAIN_MAX_HEADS) { p->head_acc[k] += w * ok; p->head_n[k] += w; }
         }
-    }
-    /* The last masked step of each sequence and head. */
+}
+
+/* The metrics from the summed rows: the last masked step of each sequence and
+** head from z, the means. */
+static void loss_finish(const sl_readout *r, int64_t B, int64_t T, const float *z, const float *target,
+                        const float *mask, double wsum, sl_metrics *m)
+{
+    const int64_t K = r->K, no = r->n_out;
+    const double inv = wsum > 0 ? 1.0 / wsum : 0.0;
     for (int64_t b = 0; b < B; b++)
         for (int64_t k = 0; k < K; k++)
             for (int64_t t = T - 1; t >= 0; t--) {
@@ -341,11 +349,102 @@ void sl_loss_f32(const sl_readout *r, int64_t B, int64_t T, const float *z, cons
                 break;
             }
     m->n = wsum;
-    m->loss = loss * inv;
+    m->loss *= inv;
     m->acc = wsum > 0 ? m->acc * inv : NAN;
     m->last_acc = m->last_n > 0 ? m->last_acc / m->last_n : NAN;
     for (int64_t k = 0; k < K && k < SL_TRAIN_MAX_HEADS; k++)
         m->head_acc[k] = m->head_n[k] > 0 ? m->head_acc[k] / m->head_n[k] : NAN;
+}
+
+void sl_loss_f32(const sl_readout *r, int64_t B, int64_t T, const float *z, const float *target, const float *mask,
+                 float *dz, sl_metrics *m)
+{
+    const int64_t K = r->K, R = B * T;
+    memset(m, 0, sizeof *m);
+    m->K = K;
+    double wsum = 0;
+    for (int64_t i = 0; i < R * K; i++) wsum += mask[i];
+    loss_part p = { 0, 0, m->head_acc, m->head_n };
+    loss_rows(r, 0, R, z, target, mask, dz, wsum > 0 ? 1.0 / wsum : 0.0, &p);
+    m->loss = p.loss;
+    m->acc = p.acc;
+    loss_finish(r, B, T, z, target, mask, wsum, m);
+}
+
+/* The linear readout with few outputs, its loss and its backward in one pass
+** over the rows (the trainer's common case): each row's y is read once for
+** z, the gradients of W and b and dy, instead of in three sweeps over B*T
+** rows (y and dy are 2 MB each at H = 128, B = 64, T = 64: the sweeps were
+** memory-bound). Rows are split over nt <= 64 threads; each thread's partial
+** sums of the W and b gradients (part: nt * RO_PART_STRIDE floats), of the
+** per-head metrics (hpart: nt * RO_HPART_STRIDE doubles) and of
+** the loss are added in thread order, so the result depends only on the
+** inputs and the thread count. */
+#define RO_PART_STRIDE(ni, no) (((no) * (ni) + (no) + 31) / 32 * 32)
+#define RO_HPART_STRIDE(K) ((2 * SL_MIN((K), SL_TRAIN_MAX_HEADS) + 15) / 16 * 16)
+RO_CLONES static void readout_loss_linear(const sl_readout *r, const sl_grads *g, int64_t B, int64_t T, const float *y,
+                                          const float *target, const float *mask, float *z, float *dz, float *dy,
+                                          float *part, double *hpart, int nt, sl_metrics *m)
+{
+    const int64_t K = r->K, R = B * T, ni = r->n_in, no = r->n_out, KH = SL_MIN(K, SL_TRAIN_MAX_HEADS);
+    const float *W = r->w1, *bias = r->b1;
+    float *gW = sl_grads_f32(g, W), *gb = sl_grads_f32(g, bias);
+    const int64_t ps = RO_PART_STRIDE(ni, no), hs = RO_HPART_STRIDE(K);   /* own cache lines per thread */
+    memset(m, 0, sizeof *m);
+    m->K = K;
+    double wsum = 0;
+    for (int64_t i = 0; i < R * K; i++) wsum += mask[i];
+    const double inv = wsum > 0 ? 1.0 / wsum : 0.0;
+    double *hp = hpart, lp[64][2];
+    nt = SL_MIN(nt, 64);
+    const int par = nt > 1 && R * ni * no >= (1 << 18);
+    if (!par) nt = 1;
+#pragma omp parallel num_threads(nt) if (par)
+    {
+        const int th = omp_get_thread_num(), n = omp_get_num_threads();
+        const int64_t i0 = R * th / n, i1 = R * (th + 1) / n;
+        float *pw = part + th * ps, *pb = pw + no * ni;
+        memset(pw, 0, (size_t)(no * ni + no) * sizeof *pw);
+        memset(hp + th * hs, 0, (size_t)(2 * KH) * sizeof *hp);
+        loss_part lpart = { 0, 0, hp + th * hs, hp + th * hs + KH };
+        for (int64_t i = i0; i < i1; i++) {
+            const float *yi = y + i * ni;
+            float *zi = z + i * no, *di = dz + i * no, *dyi = dy + i * ni;
+            for (int64_t o = 0; o < no; o++) {
+                const float *wo = W + o * ni;
+                float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                for (int64_t j = 0; j < ni; j++) s += yi[j] * wo[j];
+                zi[o] = s + bias[o];
+            }
+            loss_rows(r, i, i + 1, z, target, mask, dz, inv, &lpart);
+            memset(dyi, 0, (size_t)ni * sizeof *dyi);
+            for (int64_t o = 0; o < no; o++) {
+                const float d = di[o], *wo = W + o * ni;
+                float *go = pw + o * ni;
+                pb[o] += d;
+#pragma omp simd
+                for (int64_t j = 0; j < ni; j++) {
+                    go[j] += d * yi[j];
+                    dyi[j] += d * wo[j];
+                }
+            }
+        }
+        lp[th][0] = lpart.loss;
+        lp[th][1] = lpart.acc;
+    }
+    for (int th = 0; th < nt; th++) {
+        const float *pw = part + th * ps, *pb = pw + no * ni;
+        if (gW) for (int64_t e = 0; e < no * ni; e++) gW[e] += pw[e];
+        if (gb) for (int64_t o = 0; o < no; o++) gb[o] += pb[o];
+        m->loss += lp[th][0];
+        m->acc += lp[th][1];
+        for (int64_t k = 0; k < KH; k++) {
+            m->head_acc[k] += hp[th * hs + k];
+            m->head_n[k] += hp[th * hs + KH + k];
+        }
+    }
+    loss_finish(r, B, T, z, target, mask, wsum, m);
 }
 
 void sl_loss_f64(const sl_readout *r, int64_t B, int64_t T, const double *z, const float *target, const float *mask,
@@ -381,6 +480,33 @@ void sl_loss_f64(const sl_readout *r, int64_t B, int64_t T, const double *z, con
                 for (int64_t c = 0; c < C; c++) dzk[c] = (exp(zk[c] - lse) - (c == tc ? 1.0 : 0.0)) * w * inv;
         }
     *loss_out = loss * inv;
+}
+
+/* Readout, loss and their backward from the model's output y: the one-pass
+** version for the linear readout with few outputs, else the three passes.
+** Gradients are added to g; dy = dL/dy. *part, *hpart (nt_have threads) are
+** the one-pass version's partial sums, grown here when there are more threads. */
+static int readout_loss_grad(const sl_readout *r, const sl_grads *g, int64_t B, int64_t T, const float *y,
+                             const float *target, const float *mask, float *z, float *dz, float *dy, float *hid,
+                             float *dhid, float **part, double **hpart, int *nt_have, sl_metrics *m, sl_err *err)
+{
+    if (r->kind != SL_READOUT_LINEAR || r->n_out > SKINNY) {
+        readout_forward_f32(r, B * T, y, hid, z);
+        sl_loss_f32(r, B, T, z, target, mask, dz, m);
+        readout_backward_f32(r, g, B * T, y, hid, dz, dhid, dy);
+        return SL_OK;
+    }
+    const int nt = SL_MIN(sl_get_threads(), 64);
+    if (*nt_have < nt) {
+        free(*part);
+        free(*hpart);
+        *part = aligned_alloc(64, (size_t)(nt * RO_PART_STRIDE(r->n_in, r->n_out)) * sizeof(float));
+        *hpart = aligned_alloc(64, (size_t)(nt * RO_HPART_STRIDE(r->K)) * sizeof(double));
+        *nt_have = *part && *hpart ? nt : 0;
+        if (!*nt_have) return sl_err_set(err, SL_ENOMEM, "out of memory for the readout");
+    }
+    readout_loss_linear(r, g, B, T, y, target, mask, z, dz, dy, *part, *hpart, nt, m);
+    return SL_OK;
 }
 
 /* ------------------------------------------------------------ options */
@@ -803,11 +929,14 @@ int sl_loss_grad_f32(const sl_model *m, const sl_readout *r, int64_t B, int64_t 
     if (!rc) rc = sl_model_forward_tape(m, B, T, xe ? xe : u, &tp, err);
     if (!rc) {
         const float *y = tp.act[m->n_layers];
-        readout_forward_f32(r, R, y, hid, z);
-        sl_loss_f32(r, B, T, z, target, mask, dz, out);
+        float *part = NULL;
+        double *hpart = NULL;
+        int pnt = 0;
         sl_grads_zero_f32((sl_grads *)g);
-        readout_backward_f32(r, g, R, y, hid, dz, dhid, dy);
-        rc = sl_model_backward(m, &tp, dy, g, dxe, err);
+        rc = readout_loss_grad(r, g, B, T, y, target, mask, z, dz, dy, hid, dhid, &part, &hpart, &pnt, out, err);
+        free(part);
+        free(hpart);
+        if (!rc) rc = sl_model_backward(m, &tp, dy, g, dxe, err);
         if (!rc && xe) encoder_backward_f32(r, g, m->n_in, R, u, dxe);
     }
     sl_tape_free(&tp);
@@ -916,6 +1045,7 @@ void sl_trainer_free(sl_trainer *tr)
     if (tr->rng_noise) gsl_rng_free(tr->rng_noise);
     free(tr->z); free(tr->dz); free(tr->dy); free(tr->hid); free(tr->dhid);
     free(tr->xe); free(tr->dxe);
+    free(tr->ro_part); free(tr->ro_hpart);
     free(tr);
 }
 
@@ -1114,13 +1244,13 @@ int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
     if ((rc = sl_model_forward_tape(tr->m, B, T, xin, &tr->tape, err))) return rc;
     PHASE(t_forward);
     const float *y = tr->tape.act[tr->m->n_layers];
-    readout_forward_f32(&tr->ro, R, y, tr->hid, tr->z);
     sl_metrics mt;
-    sl_loss_f32(&tr->ro, B, T, tr->z, tr->batch.target, tr->batch.mask, tr->dz, &mt);
+    sl_grads_zero_f32(&tr->g);
+    if ((rc = readout_loss_grad(&tr->ro, &tr->g, B, T, y, tr->batch.target, tr->batch.mask, tr->z, tr->dz, tr->dy,
+                                tr->hid, tr->dhid, &tr->ro_part, &tr->ro_hpart, &tr->ro_nt, &mt, err)))
+        return rc;
     if (!isfinite(mt.loss)) return sl_err_set(err, SL_ENUMERIC, "step %lld: the loss is not finite (%g); lower --lr or clip",
                                               (long long)s + 1, mt.loss);
-    sl_grads_zero_f32(&tr->g);
-    readout_backward_f32(&tr->ro, &tr->g, R, y, tr->hid, tr->dz, tr->dhid, tr->dy);
     PHASE(t_readout);
     if ((rc = sl_model_backward(tr->m, &tr->tape, tr->dy, &tr->g, tr->ro.we ? tr->dxe : NULL, err))) return rc;
     if (tr->ro.we) encoder_backward_f32(&tr->ro, &tr->g, tr->m->n_in, R, tr->batch.u, tr->dxe);

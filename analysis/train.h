@@ -220,6 +220,9 @@ typedef struct sl_trainer {
     float        *z, *dz, *dy, *hid, *dhid;
     float        *xe, *dxe;     /* encoder output and its gradient (rows x model n_in), with an encoder */
     size_t        cap_rows;
+    float        *ro_part;      /* per-thread partial readout gradients (readout_loss_linear) */
+    double       *ro_hpart;     /* per-thread partial head metrics */
+    int           ro_nt;        /* threads they hold */
     int64_t       step;
     int64_t       n_cur;        /* curriculum N */
 } sl_trainer;
