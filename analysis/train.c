@@ -15,7 +15,9 @@
 #include "train.h"
 
 #include <gsl/gsl_randist.h>
+#include <immintrin.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,8 +171,12 @@ int sl_readout_from_model(sl_readout *r, sl_model *m, sl_err *err)
 ** loops over rows (dot products and axpys, vectorised), in a fixed order. */
 #define SKINNY 8
 
+/* The skinny loops are compiled for the wider vector units too (the build's
+** baseline is SSE4.2); the BLAS path is OpenBLAS's own dispatch. */
+#define RO_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
 /* out[R, no] = x[R, ni] W^T + b  (W [no, ni]). */
-static void linear_fwd(int64_t R, int64_t ni, int64_t no, const float *x, const float *W, const float *b, float *out)
+RO_CLONES static void linear_fwd(int64_t R, int64_t ni, int64_t no, const float *x, const float *W, const float *b, float *out)
 {
     if (no <= SKINNY) {
 #pragma omp parallel for if (R * ni * no >= (1 << 20)) schedule(static)
@@ -191,7 +197,7 @@ static void linear_fwd(int64_t R, int64_t ni, int64_t no, const float *x, const 
 }
 
 /* gW [no, ni] += d^T x, gb += column sums of d, dx [R, ni] = d W (each when not NULL). */
-static void linear_bwd(int64_t R, int64_t ni, int64_t no, const float *x, const float *W, const float *d, float *gW,
+RO_CLONES static void linear_bwd(int64_t R, int64_t ni, int64_t no, const float *x, const float *W, const float *d, float *gW,
                        float *gb, float *dx)
 {
     if (gb)
@@ -281,26 +287,35 @@ static double entry_f32(const sl_readout *r, const float *z, float target, float
     int64_t am = 0;
     for (int64_t c = 1; c < C; c++)
         if (z[c] > mx) { mx = z[c]; am = c; }
-    double se = 0;
-    for (int64_t c = 0; c < C; c++) se += exp((double)z[c] - (double)mx);
+    /* e_c = exp(z_c - max) once each (1 at the max): softmax_c = e_c / se. */
+    double se = 0, eb[16];
+    for (int64_t c = 0; c < C; c++) {
+        const double e = c == am ? 1.0 : exp((double)z[c] - (double)mx);
+        if (c < 16) eb[c] = e;
+        se += e;
+    }
     double lse = (double)mx + log(se);
     if (dz)
-        for (int64_t c = 0; c < C; c++) dz[c] = (float)((exp((double)z[c] - lse) - (c == tc ? 1.0 : 0.0)) * wgt);
+        for (int64_t c = 0; c < C; c++) {
+            const double e = c < 16 ? eb[c] : (c == am ? 1.0 : exp((double)z[c] - (double)mx));
+            dz[c] = (float)((e / se - (c == tc ? 1.0 : 0.0)) * wgt);
+        }
     *correct = am == tc;
     return lse - (double)z[tc < 0 || tc >= C ? 0 : tc];
 }
 
-void sl_loss_f32(const sl_readout *r, int64_t B, int64_t T, const float *z, const float *target, const float *mask,
-                 float *dz, sl_metrics *m)
+/* Rows [i0, i1) of the loss: adds w * loss, w * correct and the per-head
+** counts to the partial sums; writes dz (scaled by 1 / total weight) when dz. */
+typedef struct loss_part {
+    double loss, acc;
+    double *head_acc, *head_n;   /* [min(K, SL_TRAIN_MAX_HEADS)] */
+} loss_part;
+
+static void loss_rows(const sl_readout *r, int64_t i0, int64_t i1, const float *z, const float *target,
+                      const float *mask, float *dz, double inv, loss_part *p)
 {
-    const int64_t K = r->K, R = B * T, no = r->n_out;
-    memset(m, 0, sizeof *m);
-    m->K = K;
-    double wsum = 0;
-    for (int64_t i = 0; i < R * K; i++) wsum += mask[i];
-    const double inv = wsum > 0 ? 1.0 / wsum : 0.0;
-    double loss = 0;
-    for (int64_t i = 0; i < R; i++) {
+    const int64_t K = r->K, no = r->n_out;
+    for (int64_t i = i0; i < i1; i++)
         for (int64_t k = 0; k < K; k++) {
             const float w = mask[i * K + k];
             float *dzk = dz ? dz + i * no + k * r->C : NULL;
@@ -309,12 +324,19 @@ void sl_loss_f32(const sl_readout *r, int64_t B, int64_t T, const float *z, cons
                 continue;
             }
             int ok;
-            loss += w * entry_f32(r, z + i * no + k * r->C, target[i * K + k], dzk, w * inv, &ok);
-            m->acc += w * ok;
-            if (k < SL_TRAIN_MAX_HEADS) { m->head_acc[k] += w * ok; m->head_n[k] += w; }
+            p->loss += w * entry_f32(r, z + i * no + k * r->C, target[i * K + k], dzk, w * inv, &ok);
+            p->acc += w * ok;
+            if (k < SL_TRAIN_MAX_HEADS) { p->head_acc[k] += w * ok; p->head_n[k] += w; }
         }
-    }
-    /* The last masked step of each sequence and head. */
+}
+
+/* The metrics from the summed rows: the last masked step of each sequence and
+** head from z, the means. */
+static void loss_finish(const sl_readout *r, int64_t B, int64_t T, const float *z, const float *target,
+                        const float *mask, double wsum, sl_metrics *m)
+{
+    const int64_t K = r->K, no = r->n_out;
+    const double inv = wsum > 0 ? 1.0 / wsum : 0.0;
     for (int64_t b = 0; b < B; b++)
         for (int64_t k = 0; k < K; k++)
             for (int64_t t = T - 1; t >= 0; t--) {
@@ -327,11 +349,102 @@ void sl_loss_f32(const sl_readout *r, int64_t B, int64_t T, const float *z, cons
                 break;
             }
     m->n = wsum;
-    m->loss = loss * inv;
+    m->loss *= inv;
     m->acc = wsum > 0 ? m->acc * inv : NAN;
     m->last_acc = m->last_n > 0 ? m->last_acc / m->last_n : NAN;
     for (int64_t k = 0; k < K && k < SL_TRAIN_MAX_HEADS; k++)
         m->head_acc[k] = m->head_n[k] > 0 ? m->head_acc[k] / m->head_n[k] : NAN;
+}
+
+void sl_loss_f32(const sl_readout *r, int64_t B, int64_t T, const float *z, const float *target, const float *mask,
+                 float *dz, sl_metrics *m)
+{
+    const int64_t K = r->K, R = B * T;
+    memset(m, 0, sizeof *m);
+    m->K = K;
+    double wsum = 0;
+    for (int64_t i = 0; i < R * K; i++) wsum += mask[i];
+    loss_part p = { 0, 0, m->head_acc, m->head_n };
+    loss_rows(r, 0, R, z, target, mask, dz, wsum > 0 ? 1.0 / wsum : 0.0, &p);
+    m->loss = p.loss;
+    m->acc = p.acc;
+    loss_finish(r, B, T, z, target, mask, wsum, m);
+}
+
+/* The linear readout with few outputs, its loss and its backward in one pass
+** over the rows (the trainer's common case): each row's y is read once for
+** z, the gradients of W and b and dy, instead of in three sweeps over B*T
+** rows (y and dy are 2 MB each at H = 128, B = 64, T = 64: the sweeps were
+** memory-bound). Rows are split over nt <= 64 threads; each thread's partial
+** sums of the W and b gradients (part: nt * RO_PART_STRIDE floats), of the
+** per-head metrics (hpart: nt * RO_HPART_STRIDE doubles) and of
+** the loss are added in thread order, so the result depends only on the
+** inputs and the thread count. */
+#define RO_PART_STRIDE(ni, no) (((no) * (ni) + (no) + 31) / 32 * 32)
+#define RO_HPART_STRIDE(K) ((2 * SL_MIN((K), SL_TRAIN_MAX_HEADS) + 15) / 16 * 16)
+RO_CLONES static void readout_loss_linear(const sl_readout *r, const sl_grads *g, int64_t B, int64_t T, const float *y,
+                                          const float *target, const float *mask, float *z, float *dz, float *dy,
+                                          float *part, double *hpart, int nt, sl_metrics *m)
+{
+    const int64_t K = r->K, R = B * T, ni = r->n_in, no = r->n_out, KH = SL_MIN(K, SL_TRAIN_MAX_HEADS);
+    const float *W = r->w1, *bias = r->b1;
+    float *gW = sl_grads_f32(g, W), *gb = sl_grads_f32(g, bias);
+    const int64_t ps = RO_PART_STRIDE(ni, no), hs = RO_HPART_STRIDE(K);   /* own cache lines per thread */
+    memset(m, 0, sizeof *m);
+    m->K = K;
+    double wsum = 0;
+    for (int64_t i = 0; i < R * K; i++) wsum += mask[i];
+    const double inv = wsum > 0 ? 1.0 / wsum : 0.0;
+    double *hp = hpart, lp[64][2];
+    nt = SL_MIN(nt, 64);
+    const int par = nt > 1 && R * ni * no >= (1 << 18);
+    if (!par) nt = 1;
+#pragma omp parallel num_threads(nt) if (par)
+    {
+        const int th = omp_get_thread_num(), n = omp_get_num_threads();
+        const int64_t i0 = R * th / n, i1 = R * (th + 1) / n;
+        float *pw = part + th * ps, *pb = pw + no * ni;
+        memset(pw, 0, (size_t)(no * ni + no) * sizeof *pw);
+        memset(hp + th * hs, 0, (size_t)(2 * KH) * sizeof *hp);
+        loss_part lpart = { 0, 0, hp + th * hs, hp + th * hs + KH };
+        for (int64_t i = i0; i < i1; i++) {
+            const float *yi = y + i * ni;
+            float *zi = z + i * no, *di = dz + i * no, *dyi = dy + i * ni;
+            for (int64_t o = 0; o < no; o++) {
+                const float *wo = W + o * ni;
+                float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                for (int64_t j = 0; j < ni; j++) s += yi[j] * wo[j];
+                zi[o] = s + bias[o];
+            }
+            loss_rows(r, i, i + 1, z, target, mask, dz, inv, &lpart);
+            memset(dyi, 0, (size_t)ni * sizeof *dyi);
+            for (int64_t o = 0; o < no; o++) {
+                const float d = di[o], *wo = W + o * ni;
+                float *go = pw + o * ni;
+                pb[o] += d;
+#pragma omp simd
+                for (int64_t j = 0; j < ni; j++) {
+                    go[j] += d * yi[j];
+                    dyi[j] += d * wo[j];
+                }
+            }
+        }
+        lp[th][0] = lpart.loss;
+        lp[th][1] = lpart.acc;
+    }
+    for (int th = 0; th < nt; th++) {
+        const float *pw = part + th * ps, *pb = pw + no * ni;
+        if (gW) for (int64_t e = 0; e < no * ni; e++) gW[e] += pw[e];
+        if (gb) for (int64_t o = 0; o < no; o++) gb[o] += pb[o];
+        m->loss += lp[th][0];
+        m->acc += lp[th][1];
+        for (int64_t k = 0; k < KH; k++) {
+            m->head_acc[k] += hp[th * hs + k];
+            m->head_n[k] += hp[th * hs + KH + k];
+        }
+    }
+    loss_finish(r, B, T, z, target, mask, wsum, m);
 }
 
 void sl_loss_f64(const sl_readout *r, int64_t B, int64_t T, const double *z, const float *target, const float *mask,
@@ -367,6 +480,33 @@ void sl_loss_f64(const sl_readout *r, int64_t B, int64_t T, const double *z, con
                 for (int64_t c = 0; c < C; c++) dzk[c] = (exp(zk[c] - lse) - (c == tc ? 1.0 : 0.0)) * w * inv;
         }
     *loss_out = loss * inv;
+}
+
+/* Readout, loss and their backward from the model's output y: the one-pass
+** version for the linear readout with few outputs, else the three passes.
+** Gradients are added to g; dy = dL/dy. *part, *hpart (nt_have threads) are
+** the one-pass version's partial sums, grown here when there are more threads. */
+static int readout_loss_grad(const sl_readout *r, const sl_grads *g, int64_t B, int64_t T, const float *y,
+                             const float *target, const float *mask, float *z, float *dz, float *dy, float *hid,
+                             float *dhid, float **part, double **hpart, int *nt_have, sl_metrics *m, sl_err *err)
+{
+    if (r->kind != SL_READOUT_LINEAR || r->n_out > SKINNY) {
+        readout_forward_f32(r, B * T, y, hid, z);
+        sl_loss_f32(r, B, T, z, target, mask, dz, m);
+        readout_backward_f32(r, g, B * T, y, hid, dz, dhid, dy);
+        return SL_OK;
+    }
+    const int nt = SL_MIN(sl_get_threads(), 64);
+    if (*nt_have < nt) {
+        free(*part);
+        free(*hpart);
+        *part = aligned_alloc(64, (size_t)(nt * RO_PART_STRIDE(r->n_in, r->n_out)) * sizeof(float));
+        *hpart = aligned_alloc(64, (size_t)(nt * RO_HPART_STRIDE(r->K)) * sizeof(double));
+        *nt_have = *part && *hpart ? nt : 0;
+        if (!*nt_have) return sl_err_set(err, SL_ENOMEM, "out of memory for the readout");
+    }
+    readout_loss_linear(r, g, B, T, y, target, mask, z, dz, dy, *part, *hpart, nt, m);
+    return SL_OK;
 }
 
 /* ------------------------------------------------------------ options */
@@ -528,6 +668,68 @@ void sl_adamw_free(sl_adamw *a)
     memset(a, 0, sizeof *a);
 }
 
+/* The update of elements [k0, k1) of one tensor, in double. The AVX-512
+** version does the scalar loop's operations in the same order, each an IEEE
+** operation (exactly rounded in every lane, no fused multiply-adds), so both
+** give the same bits; it exists because libm's sqrt (errno) keeps the
+** compiler from vectorising the loop. */
+static void adamw_scalar(int64_t k0, int64_t k1, float *restrict p, float *restrict m, float *restrict v,
+                         const float *restrict gr, double lr, double wd, double beta1, double beta2, double eps,
+                         double bc1, double bc2)
+{
+    for (int64_t k = k0; k < k1; k++) {
+        double pk = (double)p[k] * (1.0 - lr * wd);
+        double mk = beta1 * (double)m[k] + (1.0 - beta1) * (double)gr[k];
+        double vk = beta2 * (double)v[k] + (1.0 - beta2) * (double)gr[k] * (double)gr[k];
+        m[k] = (float)mk;
+        v[k] = (float)vk;
+        pk -= lr * (mk / bc1) / (sqrt(vk / bc2) + eps);
+        p[k] = (float)pk;
+    }
+}
+
+__attribute__((target("avx512f"))) static void adamw_avx512(int64_t k0, int64_t k1, float *restrict p,
+                                                             float *restrict m, float *restrict v,
+                                                             const float *restrict gr, double lr, double wd,
+                                                             double beta1, double beta2, double eps, double bc1,
+                                                             double bc2)
+{
+    const __m512d cd = _mm512_set1_pd(1.0 - lr * wd), b1 = _mm512_set1_pd(beta1), c1 = _mm512_set1_pd(1.0 - beta1),
+                  b2 = _mm512_set1_pd(beta2), c2 = _mm512_set1_pd(1.0 - beta2), vlr = _mm512_set1_pd(lr),
+                  vbc1 = _mm512_set1_pd(bc1), vbc2 = _mm512_set1_pd(bc2), veps = _mm512_set1_pd(eps);
+    int64_t k = k0;
+    for (; k + 8 <= k1; k += 8) {
+        const __m512d pk = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(p + k)), cd);
+        const __m512d g = _mm512_cvtps_pd(_mm256_loadu_ps(gr + k));
+        const __m512d mk = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_cvtps_pd(_mm256_loadu_ps(m + k))), _mm512_mul_pd(c1, g));
+        const __m512d vk = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_cvtps_pd(_mm256_loadu_ps(v + k))),
+                                         _mm512_mul_pd(_mm512_mul_pd(c2, g), g));
+        _mm256_storeu_ps(m + k, _mm512_cvtpd_ps(mk));
+        _mm256_storeu_ps(v + k, _mm512_cvtpd_ps(vk));
+        const __m512d num = _mm512_mul_pd(vlr, _mm512_div_pd(mk, vbc1));
+        const __m512d den = _mm512_add_pd(_mm512_sqrt_pd(_mm512_div_pd(vk, vbc2)), veps);
+        _mm256_storeu_ps(p + k, _mm512_cvtpd_ps(_mm512_sub_pd(pk, _mm512_div_pd(num, den))));
+    }
+    adamw_scalar(k, k1, p, m, v, gr, lr, wd, beta1, beta2, eps, bc1, bc2);
+}
+
+static void adamw_range(int64_t k0, int64_t k1, float *p, float *m, float *v, const float *gr, double lr, double wd,
+                        double beta1, double beta2, double eps, double bc1, double bc2)
+{
+    if (sl_kernels_isa() == SL_ISA_AVX512) adamw_avx512(k0, k1, p, m, v, gr, lr, wd, beta1, beta2, eps, bc1, bc2);
+    else adamw_scalar(k0, k1, p, m, v, gr, lr, wd, beta1, beta2, eps, bc1, bc2);
+}
+
+static void adamw_tensor(int64_t n, float *p, float *m, float *v, const float *gr, double lr, double wd, double beta1,
+                         double beta2, double eps, double bc1, double bc2)
+{
+#pragma omp parallel if (n >= 65536)
+    {
+        const int64_t th = omp_get_thread_num(), nt = omp_get_num_threads();
+        adamw_range(n * th / nt, n * (th + 1) / nt, p, m, v, gr, lr, wd, beta1, beta2, eps, bc1, bc2);
+    }
+}
+
 void sl_adamw_step(sl_adamw *a, sl_tensors *params, const sl_grads *g, double lr, double beta1, double beta2, double eps,
                    double weight_decay, const unsigned char *decay)
 {
@@ -536,30 +738,30 @@ void sl_adamw_step(sl_adamw *a, sl_tensors *params, const sl_grads *g, double lr
     for (size_t i = 0; i < g->n; i++) {
         const float *gr = g->f32[i];
         if (!gr || !a->m[i]) continue;
-        float *p = params->t[i].data, *m = a->m[i], *v = a->v[i];
-        const int64_t n = params->t[i].numel;
         const double wd = decay && decay[i] ? weight_decay : 0.0;
-#pragma omp parallel for if (n >= 65536) schedule(static)
-        for (int64_t k = 0; k < n; k++) {
-            double pk = (double)p[k] * (1.0 - lr * wd);
-            double mk = beta1 * (double)m[k] + (1.0 - beta1) * (double)gr[k];
-            double vk = beta2 * (double)v[k] + (1.0 - beta2) * (double)gr[k] * (double)gr[k];
-            m[k] = (float)mk;
-            v[k] = (float)vk;
-            pk -= lr * (mk / bc1) / (sqrt(vk / bc2) + eps);
-            p[k] = (float)pk;
-        }
+        adamw_tensor(params->t[i].numel, params->t[i].data, a->m[i], a->v[i], gr, lr, wd, beta1, beta2, eps, bc1, bc2);
     }
+}
+
+/* Sum of squares in double with 8 partial sums (index mod 8), combined in a
+** fixed order: vectorised, and the same bits on every ISA and thread count. */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+static double sumsq_f32(const float *restrict x, int64_t n)
+{
+    double p[8] = { 0 };
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+#pragma omp simd
+        for (int j = 0; j < 8; j++) p[j] += (double)x[k + j] * (double)x[k + j];
+    for (int j = 0; k < n; k++, j++) p[j] += (double)x[k] * (double)x[k];
+    return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
 }
 
 double sl_grads_norm(const sl_grads *g)
 {
     double s = 0;
-    for (size_t i = 0; i < g->n; i++) {
-        if (!g->f32[i]) continue;
-        const float *x = g->f32[i];
-        for (int64_t k = 0; k < g->params->t[i].numel; k++) s += (double)x[k] * (double)x[k];
-    }
+    for (size_t i = 0; i < g->n; i++)
+        if (g->f32[i]) s += sumsq_f32(g->f32[i], g->params->t[i].numel);
     return sqrt(s);
 }
 
@@ -568,7 +770,9 @@ void sl_grads_scale(sl_grads *g, double s)
     for (size_t i = 0; i < g->n; i++) {
         if (!g->f32[i]) continue;
         float *x = g->f32[i];
-        for (int64_t k = 0; k < g->params->t[i].numel; k++) x[k] = (float)((double)x[k] * s);
+        const int64_t n = g->params->t[i].numel;
+#pragma omp simd
+        for (int64_t k = 0; k < n; k++) x[k] = (float)((double)x[k] * s);
     }
 }
 
@@ -725,11 +929,14 @@ int sl_loss_grad_f32(const sl_model *m, const sl_readout *r, int64_t B, int64_t 
     if (!rc) rc = sl_model_forward_tape(m, B, T, xe ? xe : u, &tp, err);
     if (!rc) {
         const float *y = tp.act[m->n_layers];
-        readout_forward_f32(r, R, y, hid, z);
-        sl_loss_f32(r, B, T, z, target, mask, dz, out);
+        float *part = NULL;
+        double *hpart = NULL;
+        int pnt = 0;
         sl_grads_zero_f32((sl_grads *)g);
-        readout_backward_f32(r, g, R, y, hid, dz, dhid, dy);
-        rc = sl_model_backward(m, &tp, dy, g, dxe, err);
+        rc = readout_loss_grad(r, g, B, T, y, target, mask, z, dz, dy, hid, dhid, &part, &hpart, &pnt, out, err);
+        free(part);
+        free(hpart);
+        if (!rc) rc = sl_model_backward(m, &tp, dy, g, dxe, err);
         if (!rc && xe) encoder_backward_f32(r, g, m->n_in, R, u, dxe);
     }
     sl_tape_free(&tp);
@@ -838,6 +1045,7 @@ void sl_trainer_free(sl_trainer *tr)
     if (tr->rng_noise) gsl_rng_free(tr->rng_noise);
     free(tr->z); free(tr->dz); free(tr->dy); free(tr->hid); free(tr->dhid);
     free(tr->xe); free(tr->dxe);
+    free(tr->ro_part); free(tr->ro_hpart);
     free(tr);
 }
 
@@ -1021,8 +1229,11 @@ int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
     memset(info, 0, sizeof *info);
     const sl_train_opts *o = &tr->o;
     const int64_t s = tr->step, B = o->batch;
+    double tm = sl_now(), tn;
+#define PHASE(field) (tn = sl_now(), info->field = tn - tm, tm = tn)
     int rc = next_batch(tr, tr->rng_batch, B, &tr->batch, err);
     if (rc) return rc;
+    PHASE(t_batch);
     const int64_t T = tr->batch.T, R = B * T;
     if ((rc = ensure_rows(tr, R, err))) return rc;
     const float *xin = tr->batch.u;
@@ -1031,16 +1242,19 @@ int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
         xin = tr->xe;
     }
     if ((rc = sl_model_forward_tape(tr->m, B, T, xin, &tr->tape, err))) return rc;
+    PHASE(t_forward);
     const float *y = tr->tape.act[tr->m->n_layers];
-    readout_forward_f32(&tr->ro, R, y, tr->hid, tr->z);
     sl_metrics mt;
-    sl_loss_f32(&tr->ro, B, T, tr->z, tr->batch.target, tr->batch.mask, tr->dz, &mt);
+    sl_grads_zero_f32(&tr->g);
+    if ((rc = readout_loss_grad(&tr->ro, &tr->g, B, T, y, tr->batch.target, tr->batch.mask, tr->z, tr->dz, tr->dy,
+                                tr->hid, tr->dhid, &tr->ro_part, &tr->ro_hpart, &tr->ro_nt, &mt, err)))
+        return rc;
     if (!isfinite(mt.loss)) return sl_err_set(err, SL_ENUMERIC, "step %lld: the loss is not finite (%g); lower --lr or clip",
                                               (long long)s + 1, mt.loss);
-    sl_grads_zero_f32(&tr->g);
-    readout_backward_f32(&tr->ro, &tr->g, R, y, tr->hid, tr->dz, tr->dhid, tr->dy);
+    PHASE(t_readout);
     if ((rc = sl_model_backward(tr->m, &tr->tape, tr->dy, &tr->g, tr->ro.we ? tr->dxe : NULL, err))) return rc;
     if (tr->ro.we) encoder_backward_f32(&tr->ro, &tr->g, tr->m->n_in, R, tr->batch.u, tr->dxe);
+    PHASE(t_backward);
     const double sigma = sl_noise_sigma(o, s);
     if (sigma > 0)
         for (size_t i = 0; i < tr->g.n; i++) {
@@ -1054,6 +1268,8 @@ int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
     const double lr = sl_lr_at(o, s);
     sl_adamw_step(&tr->opt, tr->m->tensors, &tr->g, lr, o->beta1, o->beta2, o->eps, o->weight_decay, tr->decay);
     if ((rc = sl_model_params_changed(tr->m, err))) return rc;
+    PHASE(t_update);
+#undef PHASE
     tr->step++;
     info->step = tr->step;
     info->loss = mt.loss;

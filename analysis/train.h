@@ -198,6 +198,11 @@ typedef struct sl_train_step_info {
     sl_metrics eval;
     int64_t n;                  /* curriculum N after this step (0: none) */
     int     n_changed;
+    /* Wall seconds of the step's phases (the evaluation not included): the
+    ** batch, the model's forward pass with its tape (and the input projection),
+    ** the readout with the loss and their backward, the model's backward, and
+    ** the update (noise, norm, clipping, AdamW, params_changed). */
+    double  t_batch, t_forward, t_readout, t_backward, t_update;
 } sl_train_step_info;
 
 typedef struct sl_trainer {
@@ -215,6 +220,9 @@ typedef struct sl_trainer {
     float        *z, *dz, *dy, *hid, *dhid;
     float        *xe, *dxe;     /* encoder output and its gradient (rows x model n_in), with an encoder */
     size_t        cap_rows;
+    float        *ro_part;      /* per-thread partial readout gradients (readout_loss_linear) */
+    double       *ro_hpart;     /* per-thread partial head metrics */
+    int           ro_nt;        /* threads they hold */
     int64_t       step;
     int64_t       n_cur;        /* curriculum N */
 } sl_trainer;

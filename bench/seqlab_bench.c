@@ -189,7 +189,7 @@ static int bench_train(const char *family, int64_t H, int64_t T, int64_t B, int6
                              "lr", 1e-3, "clip", 1.0, "schedule", "constant", "eval_every", (json_int_t)0);
     sl_task *task = NULL;
     sl_train_opts o;
-    double best = 1e30, loss = 0;
+    double best = 1e30, loss = 0, ph[5] = { 0 }, phb[5] = { 0 };
     int rc = sl_task_new("parity", topts, &task, &err) || sl_train_opts_from_json(rcfg, &o, &err);
     for (int r = 0; !rc && r < repeat; r++) {
         sl_trainer *tr = NULL;
@@ -197,11 +197,15 @@ static int bench_train(const char *family, int64_t H, int64_t T, int64_t B, int6
         sl_train_step_info info;
         for (int w = 0; w < 2 && !rc; w++) rc = sl_trainer_step(tr, &info, &err);
         double t0 = sl_now();
+        memset(ph, 0, sizeof ph);
         for (int64_t s = 0; s < steps && !rc; s++) {
             /* The final step of o.steps would also evaluate: never reached here. */
             rc = sl_trainer_step(tr, &info, &err);
+            ph[0] += info.t_batch; ph[1] += info.t_forward; ph[2] += info.t_readout;
+            ph[3] += info.t_backward; ph[4] += info.t_update;
         }
         double dt = sl_now() - t0;
+        if (dt < best) memcpy(phb, ph, sizeof ph);
         best = SL_MIN(best, dt);
         loss = info.loss;
         sl_trainer_free(tr);
@@ -209,9 +213,12 @@ static int bench_train(const char *family, int64_t H, int64_t T, int64_t B, int6
     if (rc) fprintf(stderr, "%s\n", err.msg);
     else
         printf("{\"what\": \"train\", \"family\": \"%s\", \"H\": %lld, \"T\": %lld, \"B\": %lld, \"steps\": %lld, "
-               "\"threads\": %d, \"seconds\": %.6g, \"seq_per_s\": %.6g, \"loss\": %.6g, \"peak_rss_mb\": %.1f}\n",
+               "\"threads\": %d, \"seconds\": %.6g, \"seq_per_s\": %.6g, \"loss\": %.6g, \"peak_rss_mb\": %.1f, "
+               "\"ms_per_step\": {\"batch\": %.3f, \"forward\": %.3f, \"readout_loss\": %.3f, \"backward\": %.3f, "
+               "\"update\": %.3f}}\n",
                family, (long long)H, (long long)T, (long long)B, (long long)steps, threads, best,
-               (double)(steps * B) / best, loss, peak_rss_mb());
+               (double)(steps * B) / best, loss, peak_rss_mb(), 1e3 * phb[0] / (double)steps, 1e3 * phb[1] / (double)steps,
+               1e3 * phb[2] / (double)steps, 1e3 * phb[3] / (double)steps, 1e3 * phb[4] / (double)steps);
     sl_task_free(task);
     json_decref(topts);
     json_decref(fcfg);

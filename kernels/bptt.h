@@ -53,14 +53,31 @@ size_t sl_rnn_backward_f64_ws(const sl_rnn_weights *w, int64_t B, int64_t T);
 
 /* Backward pass. x [B, T, in] and states [B, T, nc] are the forward's input
 ** and carries, carry0 [B, nc] its start state (NULL: zeros), dy [B, T, H] the
-** gradient of the loss with respect to the outputs. Writes dx [B, T, in] and
+** gradient of the loss with respect to the outputs. gates [T, B, 4H]: the
+** LSTM's gate activations from sl_rnn_forward_gates, read instead of
+** recomputing the pre-activations (the product with W_hh, a third of the
+** work); NULL (always, for other cells) recomputes them. Writes dx [B, T, in] and
 ** dcarry0 [B, nc] when not NULL; adds the parameter gradients to g. The leaky
 ** RNN's tau gradient is d/dtau of h_t = (1 - 1/tau) h_{t-1} + (1/tau) f(.). */
 int sl_rnn_backward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, const float *carry0,
-                    const float *states, const float *dy, float *dx, float *dcarry0, const sl_rnn_grads *g, void *ws,
+                    const float *states, const float *gates, const float *dy, float *dx, float *dcarry0, const sl_rnn_grads *g, void *ws,
                     size_t ws_size, sl_err *err);
+/* The pieces sl_rnn_backward dispatches to (for the tests and the bench):
+** the plain version (every cell, every CPU; the float instance of the double
+** reference's source), and the fused LSTM backward (lstm_bptt.c), which
+** needs gates and an AVX-512 CPU (sl_lstm_bptt_available) and its own
+** workspace size. Same contract as sl_rnn_backward. */
+size_t sl_rnn_backward_plain_ws(const sl_rnn_weights *w, int64_t B, int64_t T);
+int sl_rnn_backward_plain(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, const float *carry0,
+                          const float *states, const float *gates, const float *dy, float *dx, float *dcarry0,
+                          const sl_rnn_grads *g, void *ws, size_t ws_size, sl_err *err);
+int    sl_lstm_bptt_available(const sl_rnn_weights *w);
+size_t sl_lstm_bptt_ws(const sl_rnn_weights *w, int64_t B, int64_t T);
+int sl_lstm_bptt(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, const float *carry0,
+                 const float *states, const float *gates, const float *dy, float *dx, float *dcarry0,
+                 const sl_rnn_grads *g, void *ws, size_t ws_size, sl_err *err);
 int sl_rnn_backward_f64(const sl_rnn_weights *w, int64_t B, int64_t T, const double *x, const double *carry0,
-                        const double *states, const double *dy, double *dx, double *dcarry0,
+                        const double *states, const double *gates, const double *dy, double *dx, double *dcarry0,
                         const sl_rnn_grads_f64 *g, void *ws, size_t ws_size, sl_err *err);
 
 #endif

@@ -78,22 +78,21 @@ __attribute__((target("avx512f"))) static void tile1(int64_t K, const float *A, 
     _mm512_mask_storeu_ps(C + 16, m1, c1);
 }
 
-static void gemm_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t am, int64_t ak, const float *B,
-                        int64_t ldb, int add, float *C, int64_t ldc)
+/* Tiles [ta, tb) of C (8 x 32 each, row-major over the tile grid), k in
+** blocks small enough that B's block (kc x N) stays in L2 while every tile
+** of C passes over it; within a block, tiles row by row so a tile's A
+** (8 x kc) stays in L1. Blocks run in order of k and each element's sum runs
+** in order within a block, so any split of the tiles gives the same C. */
+static void gemm_tiles(int64_t M, int64_t N, int64_t K, const float *A, int64_t am, int64_t ak, const float *B,
+                       int64_t ldb, int add, float *C, int64_t ldc, int64_t ta, int64_t tb)
 {
-    const int64_t mt = (M + MR - 1) / MR, nt = (N + NR - 1) / NR, tiles = mt * nt;
-    /* Blocks of k small enough that B's block (kc x N) stays in L2 while
-    ** every tile of C passes over it; within a block, tiles row by row so a
-    ** tile's A (8 x kc) stays in L1. Blocks run in order of k and each
-    ** element's sum runs in order within a block. */
+    const int64_t nt = (N + NR - 1) / NR;
     const int64_t KB = SL_MAX(64, (int64_t)(64 * 1024) / SL_MAX(N, 1));
-    const int par = !omp_in_parallel() && (double)M * (double)N * (double)K >= 1e6;
     for (int64_t k0 = 0; k0 < K; k0 += KB) {
         const int64_t kc = SL_MIN(KB, K - k0);
         const int addb = add || k0 > 0;
         const float *Ak = A + k0 * ak, *Bk = B + k0 * ldb;
-#pragma omp parallel for schedule(static) if (par)
-        for (int64_t t = 0; t < tiles; t++) {
+        for (int64_t t = ta; t < tb; t++) {
             const int64_t im = t / nt, jn = t % nt;
             const int64_t j0 = jn * NR, i0 = im * MR, nc = SL_MIN(NR, N - j0);
             if (i0 + MR <= M) {
@@ -102,6 +101,18 @@ static void gemm_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t
                 for (int64_t i = i0; i < M; i++) tile1(kc, Ak + i * am, ak, Bk + j0, ldb, C + i * ldc + j0, addb, nc);
             }
         }
+    }
+}
+
+static void gemm_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t am, int64_t ak, const float *B,
+                        int64_t ldb, int add, float *C, int64_t ldc)
+{
+    const int64_t tiles = ((M + MR - 1) / MR) * ((N + NR - 1) / NR);
+    const int par = !omp_in_parallel() && (double)M * (double)N * (double)K >= 1e6;
+#pragma omp parallel if (par)
+    {
+        const int64_t th = omp_get_thread_num(), n = omp_get_num_threads();
+        gemm_tiles(M, N, K, A, am, ak, B, ldb, add, C, ldc, tiles * th / n, tiles * (th + 1) / n);
     }
 }
 

@@ -130,6 +130,13 @@ void sl_rnn_packed_free(sl_rnn_packed *p);
 ** CPU and sl_get_threads() OpenMP threads. */
 int sl_rnn_forward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, float *y, float *carry,
                    float *states, sl_err *err);
+/* sl_rnn_forward that also keeps what the backward pass would otherwise
+** recompute: for the LSTM, gates [T, B, 4H] (time-major: the rows a step
+** reads are adjacent) receives every step's gate activations i, f, g, o
+** (after their sigmoid/tanh, in PyTorch's gate order: gate q of unit j at
+** q * H + j). SL_EINVAL for other cells. */
+int sl_rnn_forward_gates(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, float *y, float *carry,
+                         float *states, float *gates, sl_err *err);
 /* Tuning of sl_rnn_forward, for tests and the bench: steps with fewer than
 ** min_step_fma multiply-adds run on one thread (default 65536; negative:
 ** default); mode 0 chooses, 1 forces splitting units over threads (they

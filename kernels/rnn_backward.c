@@ -59,8 +59,8 @@ static inline double bw_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 #define RB_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define RB_DOUBLE 0
 #define RB_GRADS sl_rnn_grads
-#define RB_FN sl_rnn_backward
-#define RB_WS_FN sl_rnn_backward_ws
+#define RB_FN sl_rnn_backward_plain
+#define RB_WS_FN sl_rnn_backward_plain_ws
 #include "rnn_backward_impl.h"
 #undef REAL
 #undef RB
@@ -86,3 +86,21 @@ static inline double bw_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 #define RB_FN sl_rnn_backward_f64
 #define RB_WS_FN sl_rnn_backward_f64_ws
 #include "rnn_backward_impl.h"
+
+/* ------------------------------------------------------------ dispatch */
+/* The fused LSTM backward (lstm_bptt.c) where it applies, else the plain one. */
+size_t sl_rnn_backward_ws(const sl_rnn_weights *w, int64_t B, int64_t T)
+{
+    size_t n = sl_rnn_backward_plain_ws(w, B, T);
+    if (sl_lstm_bptt_available(w)) n = SL_MAX(n, sl_lstm_bptt_ws(w, B, T));
+    return n;
+}
+
+int sl_rnn_backward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, const float *carry0,
+                    const float *states, const float *gates, const float *dy, float *dx, float *dcarry0,
+                    const sl_rnn_grads *g, void *ws, size_t ws_size, sl_err *err)
+{
+    if (gates && sl_lstm_bptt_available(w))
+        return sl_lstm_bptt(w, B, T, x, carry0, states, gates, dy, dx, dcarry0, g, ws, ws_size, err);
+    return sl_rnn_backward_plain(w, B, T, x, carry0, states, gates, dy, dx, dcarry0, g, ws, ws_size, err);
+}

@@ -61,6 +61,26 @@ RB_CLONES static void RB(row_lstm)(int64_t H, REAL *restrict a, const REAL *rest
     }
 }
 
+/* The same from the gate activations the forward kept (a holds i, f, g, o). */
+RB_CLONES static void RB(row_lstm_act)(int64_t H, REAL *restrict a, const REAL *restrict c,
+                                       const REAL *restrict cprev, const REAL *restrict dy, const REAL *restrict dh,
+                                       REAL *restrict dc, REAL *restrict dn)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < H; j++) {
+        REAL i = a[j], f = a[H + j], gg = a[2 * H + j], o = a[3 * H + j];
+        REAL tc = RTANHV(c[j]);
+        REAL dht = dh[j] + dy[j];
+        REAL dct = dc[j] + dht * o * ((REAL)1 - tc * tc);
+        a[j] = dct * gg * i * ((REAL)1 - i);
+        a[H + j] = dct * cprev[j] * f * ((REAL)1 - f);
+        a[2 * H + j] = dct * i * ((REAL)1 - gg * gg);
+        a[3 * H + j] = dht * tc * o * ((REAL)1 - o);
+        dc[j] = dct * f;
+        dn[j] = 0;
+    }
+}
+
 RB_CLONES static void RB(row_gru)(int64_t H, REAL *restrict a, REAL *restrict hh, const REAL *restrict hprev,
                                   const REAL *restrict dy, const REAL *restrict dh, REAL *restrict dn)
 {
@@ -104,7 +124,8 @@ RB_CLONES static void RB(row_rnn)(int64_t H, int relu, const REAL *restrict alph
 }
 
 int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const REAL *carry0, const REAL *states,
-          const REAL *dy, REAL *dx, REAL *dcarry0, const RB_GRADS *g, void *ws, size_t ws_size, sl_err *err)
+          const REAL *gates, const REAL *dy, REAL *dx, REAL *dcarry0, const RB_GRADS *g, void *ws, size_t ws_size,
+          sl_err *err)
 {
     const int64_t H = w->H, in = w->in, G = sl_cell_gates(w->cell), GH = G * H, nc = sl_cell_carry(w->cell, H);
     const int64_t BT = B * T;
@@ -115,6 +136,7 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
         return SL_OK;
     }
     if (ws_size < RB_WS_FN(w, B, T)) return sl_err_set(err, SL_EINTERNAL, "backward workspace too small");
+    if (gates && !lstm) return sl_err_set(err, SL_EINVAL, "only the LSTM backward reads kept gates");
     REAL *A = ws;                       /* [BT, GH]: input pre-activations, then dL/d(input pre-activations) */
     REAL *Hh = gru ? A + BT * GH : A;   /* [BT, GH]: GRU's recurrent pre-activations, then their gradient */
     REAL *Hp = Hh + BT * GH;            /* [BT, H]: h_{t-1} of every step */
@@ -131,7 +153,7 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
     const int few = in <= 8;            /* few inputs (bits, symbols): loops instead of BLAS */
     const REAL *Wih = RB(wload)(w->w_ih, GH * in, wbuf);
     const REAL *Whh = RB(wload)(w->w_hh, GH * H, wbuf + GH * in);
-    for (int64_t q = 0; q < GH; q++)
+    for (int64_t q = 0; !gates && q < GH; q++)   /* for the recomputed pre-activations */
         for (int64_t j = 0; j < H; j++) WT[j * GH + q] = (REAL)w->w_hh[q * H + j];
     const int leaky = w->tau != NULL;
     for (int64_t j = 0; leaky && j < H; j++)
@@ -159,7 +181,9 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
         for (int64_t q = 0; q < GH; q++)
             for (int64_t i = 0; i < in; i++) xacc[i * GH + q] = (REAL)w->w_ih[q * in + i];
     }
-    for (int64_t r = 0; r < BT; r++) {
+    for (int64_t r = 0; gates && r < BT; r++)   /* gates are time-major: row (t, b) at t * B + b */
+        memcpy(A + r * GH, gates + ((r % T) * B + r / T) * GH, (size_t)GH * sizeof *A);
+    for (int64_t r = 0; !gates && r < BT; r++) {
         REAL *ar = A + r * GH;
         memcpy(ar, brow, (size_t)GH * sizeof *ar);
         for (int64_t i = 0; few && i < in; i++) {
@@ -169,8 +193,8 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
         }
         if (gru) memcpy(Hh + r * GH, brow + GH, (size_t)GH * sizeof *ar);
     }
-    if (!few) RGEMM(0, 1, BT, GH, in, 1, x, in, Wih, in, 1, A, GH);
-    RB_MM(BT, GH, H, Hp, H, 1, WT, GH, 1, gru ? Hh : A, GH);
+    if (!few && !gates) RGEMM(0, 1, BT, GH, in, 1, x, in, Wih, in, 1, A, GH);
+    if (!gates) RB_MM(BT, GH, H, Hp, H, 1, WT, GH, 1, gru ? Hh : A, GH);
     REAL *dG = gru ? Hh : A;            /* gradient of the recurrent pre-activations */
 
     memset(dh, 0, (size_t)(B * H) * sizeof *dh);
@@ -186,7 +210,8 @@ int RB_FN(const sl_rnn_weights *w, int64_t B, int64_t T, const REAL *x, const RE
             REAL *dhb = dh + b * H, *dnb = dn + b * H, *dcb = dc + b * H, *dab = dal + b * H;
             if (lstm) {
                 const REAL *cprev = t ? states + (r - 1) * nc + H : (carry0 ? carry0 + b * nc + H : zrow);
-                RB(row_lstm)(H, a, st + H, cprev, dyt, dhb, dcb, dnb);
+                if (gates) RB(row_lstm_act)(H, a, st + H, cprev, dyt, dhb, dcb, dnb);
+                else RB(row_lstm)(H, a, st + H, cprev, dyt, dhb, dcb, dnb);
             } else if (gru) {
                 RB(row_gru)(H, a, hh, hprev, dyt, dhb, dnb);
             } else {

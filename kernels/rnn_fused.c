@@ -130,6 +130,7 @@ typedef struct rf_ctx {
     int64_t B, T, Tc, nc;
     const float *x;
     float *y, *states;
+    float *gates;          /* [B, T, G*H] gate activations (lstm), or NULL */
     float *gx;             /* [B, Tc, GHp] */
     float *h[2];           /* [B, Hp] each */
     float *c;              /* [B, Hp] (lstm) or NULL */
@@ -148,6 +149,7 @@ typedef int32_t vi_avx512 __attribute__((vector_size(64)));
 #define VI vi_avx512
 #define VFMA(a, b, c) ((VF)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
 #define VSPLAT(f) _mm512_set1_ps(f)
+#define VM_AVX512
 #include "rnn_fused_impl.h"
 #undef VW
 #undef SFX
@@ -157,6 +159,7 @@ typedef int32_t vi_avx512 __attribute__((vector_size(64)));
 #undef VI
 #undef VFMA
 #undef VSPLAT
+#undef VM_AVX512
 #pragma GCC pop_options
 
 #pragma GCC push_options
@@ -359,6 +362,13 @@ void sl_rnn_set_tuning(double min_step_fma, int mode)
 int sl_rnn_forward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, float *y, float *carry,
                    float *states, sl_err *err)
 {
+    return sl_rnn_forward_gates(w, B, T, x, y, carry, states, NULL, err);
+}
+
+int sl_rnn_forward_gates(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, float *y, float *carry,
+                         float *states, float *gates, sl_err *err)
+{
+    if (gates && w->cell != SL_CELL_LSTM) return sl_err_set(err, SL_EINVAL, "only the LSTM forward keeps its gates");
     if (B <= 0 || T <= 0) return SL_OK;
     sl_rnn_packed *own = NULL;
     const sl_rnn_packed *p = w->packed;
@@ -397,7 +407,8 @@ int sl_rnn_forward(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x
     ** 75.7 us a step); where it does, one direction lets the prefetches run on
     ** into the next tile (H = 256: 2.65 vs 2.70 us). */
     const int zigzag = (tile_mode ? whh_bytes / nt : whh_bytes) > 1.0e6;
-    rf_ctx cx = { .zigzag = zigzag, .p = p, .B = B, .T = T, .Tc = Tc, .nc = nc, .x = x, .y = y, .states = states };
+    rf_ctx cx = { .zigzag = zigzag, .p = p, .B = B, .T = T, .Tc = Tc, .nc = nc, .x = x, .y = y, .states = states,
+                 .gates = gates };
     const size_t n_gx = (size_t)(B * Tc * GHp), n_h = (size_t)(B * Hp);
     cx.flags = alloc64((size_t)nt * sizeof(rf_flag));
     cx.gx = alloc64(n_gx * sizeof(float));

@@ -112,7 +112,7 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
     const int64_t H = p->H, Hp = p->Hp, GHp = p->GHp, T = cx->T;
     const int subs = NV / G;   /* 16-unit groups in the tile */
     const int64_t col0 = tile * ldw, unit0 = tile * p->UT;
-#pragma GCC unroll 8
+#pragma GCC unroll 1
     for (int m = 0; m < MR; m++) {
         const int64_t b = b0 + m;
         const float *gxr = cx->gx + (b * cx->Tc + s) * GHp + col0;
@@ -131,6 +131,13 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
                 case SL_CELL_LSTM: {
                     const VF i = SFX(vsig)(RF_PRE(0)), f = SFX(vsig)(RF_PRE(1)), g = SFX(vtanh)(RF_PRE(2)),
                              o = SFX(vsig)(RF_PRE(3));
+                    if (cx->gates) {
+                        float *gr = cx->gates + (t * cx->B + b) * 4 * H + u;   /* time-major */
+                        SFX(st_part)(gr, i, H - u);
+                        SFX(st_part)(gr + H, f, H - u);
+                        SFX(st_part)(gr + 2 * H, g, H - u);
+                        SFX(st_part)(gr + 3 * H, o, H - u);
+                    }
                     cv = VFMA(f, SFX(ldu)(cr + u), i * g);
                     SFX(stu)(cr + u, cv);
                     hv = o * SFX(vtanh)(cv);

@@ -176,9 +176,12 @@ static int tape_alloc(sl_tape *t, int L, sl_err *err)
     t->n_layers = L;
     t->act = calloc((size_t)L + 1, sizeof *t->act);
     t->states = calloc((size_t)L, sizeof *t->states);
+    t->gates = calloc((size_t)L, sizeof *t->gates);
     t->cap_act = calloc((size_t)L + 1, sizeof *t->cap_act);
     t->cap_states = calloc((size_t)L, sizeof *t->cap_states);
-    if (!t->act || !t->states || !t->cap_act || !t->cap_states) return sl_err_set(err, SL_ENOMEM, "out of memory");
+    t->cap_gates = calloc((size_t)L, sizeof *t->cap_gates);
+    if (!t->act || !t->states || !t->gates || !t->cap_act || !t->cap_states || !t->cap_gates)
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
     return SL_OK;
 }
 
@@ -187,10 +190,13 @@ void sl_tape_free(sl_tape *t)
     if (!t) return;
     for (int l = 0; t->act && l <= t->n_layers; l++) free(t->act[l]);
     for (int l = 0; t->states && l < t->n_layers; l++) free(t->states[l]);
+    for (int l = 0; t->gates && l < t->n_layers; l++) free(t->gates[l]);
     free(t->act);
     free(t->states);
+    free(t->gates);
     free(t->cap_act);
     free(t->cap_states);
+    free(t->cap_gates);
     free(t->dbuf[0]);
     free(t->dbuf[1]);
     sl_scratch_free(&t->scratch);
@@ -209,9 +215,11 @@ int sl_model_forward_tape(const sl_model *m, int64_t B, int64_t T, const float *
     for (int l = 0; l < m->n_layers; l++) {
         const sl_layer *L = m->layers[l];
         if (grow_buf((void **)&t->act[l + 1], &t->cap_act[l + 1], BT * (size_t)L->n_out, sizeof(float)) ||
-            grow_buf((void **)&t->states[l], &t->cap_states[l], BT * (size_t)L->n_carry, sizeof(float)))
+            grow_buf((void **)&t->states[l], &t->cap_states[l], BT * (size_t)L->n_carry, sizeof(float)) ||
+            (L->n_gates > 0 && grow_buf((void **)&t->gates[l], &t->cap_gates[l], BT * (size_t)L->n_gates, sizeof(float))))
             return sl_err_set(err, SL_ENOMEM, "out of memory for the training tape");
-        sl_fwd f = { .B = B, .T = T, .x = l ? t->act[l] : x, .y = t->act[l + 1], .states = t->states[l] };
+        sl_fwd f = { .B = B, .T = T, .x = l ? t->act[l] : x, .y = t->act[l + 1], .states = t->states[l],
+                     .gates = L->n_gates > 0 ? t->gates[l] : NULL };
         if ((rc = sl_layer_forward(L, &f, err))) return rc;
     }
     return SL_OK;
@@ -234,8 +242,9 @@ int sl_model_backward(const sl_model *m, sl_tape *t, const float *dy, const sl_g
         } else {
             out = dx;
         }
-        sl_bwd b = { .B = B, .T = T, .x = l ? t->act[l] : t->x, .states = t->states[l], .dy = cur, .dx = out,
-                     .g = g, .scratch = &t->scratch };
+        sl_bwd b = { .B = B, .T = T, .x = l ? t->act[l] : t->x, .states = t->states[l],
+                     .gates = L->n_gates > 0 ? t->gates[l] : NULL, .dy = cur, .dx = out, .g = g,
+                     .scratch = &t->scratch };
         int rc = sl_layer_backward(L, &b, err);
         if (rc) return rc;
         cur = out;

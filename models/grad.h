@@ -5,8 +5,9 @@
 ** optional ops of sl_layer_ops (layer.h):
 **
 **   backward      float32 backpropagation through time over a batch, from
-**                 the carries its own forward kept (sl_fwd.states): reads x,
-**                 the start carry, states and dL/dy; writes dL/dx (when
+**                 the carries its own forward kept (sl_fwd.states, and
+**                 sl_fwd.gates for a layer with n_gates > 0): reads x,
+**                 the start carry, states (gates) and dL/dy; writes dL/dx (when
 **                 asked) and dL/d(start carry) (when asked); ADDS the
 **                 gradient of every parameter tensor it reads to that
 **                 tensor's buffer, found by the tensor's data pointer with
@@ -27,7 +28,9 @@
 ** adding training to a family is those three functions and nothing else.
 **
 ** The tape keeps what a backward pass needs from a forward pass: every
-** layer's input and every layer's carries. Its buffers grow to the largest
+** layer's input, every layer's carries, and the gate activations of the
+** layers that keep them (n_gates > 0: the LSTM), so that their backward need
+** not recompute them. Its buffers grow to the largest
 ** batch seen and are reused, so a training loop allocates nothing per step
 ** once warm.
 */
@@ -93,7 +96,8 @@ typedef struct sl_tape {
     const float *x;          /* the model input of the last forward (borrowed) */
     float  **act;            /* act[l], l >= 1: input of layer l = output of layer l-1; act[n_layers]: y */
     float  **states;         /* states[l]: [B, T, n_carry] of layer l */
-    size_t  *cap_act, *cap_states;
+    float  **gates;          /* gates[l]: [B, T, n_gates] of layer l, or NULL (n_gates = 0) */
+    size_t  *cap_act, *cap_states, *cap_gates;
     float   *dbuf[2];        /* dL/d(activations), ping-pong during backward */
     size_t   dcap[2];
     sl_scratch scratch;

@@ -53,6 +53,10 @@ typedef struct sl_fwd {
     int          algo;       /* SL_ALGO_* */
     int64_t      chunk;      /* chunk length for chunked/conv algorithms; 0 = family default */
     int          device;     /* SL_DEVICE_CPU (0, default) or SL_DEVICE_CUDA (layers flagged SL_LAYER_CUDA) */
+    float       *gates;      /* B * T * n_gates floats, laid out as the layer likes (the LSTM: [T, B, 4H]):
+                             ** what the layer's backward would otherwise recompute (the
+                             ** LSTM's gate activations), for training; written only by layers with
+                             ** n_gates > 0 on the CPU, and only with states; NULL = not wanted */
 } sl_fwd;
 
 typedef struct sl_layer sl_layer;
@@ -71,6 +75,7 @@ typedef struct sl_bwd {
     const float *carry0;     /* [B, n_carry]: the forward's start state, NULL = zeros */
     const float *states;     /* [B, T, n_carry]: the carry after every step (from the forward) */
     const float *dy;         /* [B, T, n_out]: dL/dy */
+    const float *gates;      /* the forward's sl_fwd.gates (B * T * n_gates), or NULL: the backward recomputes */
     float       *dx;         /* [B, T, n_in]: dL/dx written here (overwritten), or NULL: not wanted */
     float       *dcarry0;    /* [B, n_carry]: dL/d(start state) written here, or NULL */
     const struct sl_grads *g;
@@ -128,6 +133,7 @@ struct sl_layer {
     int     index;           /* 0-based position in the model */
     int64_t n_in, n_out;
     int64_t n_carry;
+    int64_t n_gates;         /* floats per sequence and step of sl_fwd.gates (0: the layer keeps none) */
     int64_t n_state;         /* linear-system state = carry[0, n_state) */
     int64_t n_sys_in;        /* columns of B (the linear system's input size) */
     int64_t n_sys_out;       /* rows of C */

@@ -168,6 +168,8 @@ void sl_torch_rnn_free(sl_layer *L)
 int sl_torch_rnn_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
 {
     const sl_rnn_weights *w = L->impl;
+    if (f->gates && (f->device != SL_DEVICE_CPU || f->algo == SL_ALGO_REFERENCE))
+        return sl_err_set(err, SL_EUNSUP, "%s layers keep their gates only in the optimised CPU forward", L->kind);
     if (f->device == SL_DEVICE_CUDA) {
 #ifdef SL_CUDA
         if (f->algo != SL_ALGO_AUTO && f->algo != SL_ALGO_RECURRENT)
@@ -181,7 +183,7 @@ int sl_torch_rnn_forward(const sl_layer *L, const sl_fwd *f, sl_err *err)
     if (f->algo == SL_ALGO_REFERENCE) return sl_rnn_forward_ref(w, f->B, f->T, f->x, f->y, f->carry, f->states, err);
     if (f->algo != SL_ALGO_AUTO && f->algo != SL_ALGO_RECURRENT)
         return sl_err_set(err, SL_EUNSUP, "%s layers have only the recurrent forward algorithm", L->kind);
-    return sl_rnn_forward(w, f->B, f->T, f->x, f->y, f->carry, f->states, err);
+    return sl_rnn_forward_gates(w, f->B, f->T, f->x, f->y, f->carry, f->states, f->gates, err);
 }
 
 int sl_torch_rnn_backward(const sl_layer *L, const sl_bwd *b, sl_err *err)
@@ -195,7 +197,8 @@ int sl_torch_rnn_backward(const sl_layer *L, const sl_bwd *b, sl_err *err)
     size_t need = sl_rnn_backward_ws(w, b->B, b->T);
     void *own = NULL, *ws = b->scratch ? sl_scratch_get(b->scratch, need) : (own = malloc(need));
     if (!ws) return sl_err_set(err, SL_ENOMEM, "out of memory for the backward workspace");
-    int rc = sl_rnn_backward(w, b->B, b->T, b->x, b->carry0, b->states, b->dy, b->dx, b->dcarry0, &g, ws, need, err);
+    int rc = sl_rnn_backward(w, b->B, b->T, b->x, b->carry0, b->states, b->gates, b->dy, b->dx, b->dcarry0, &g, ws,
+                             need, err);
     free(own);
     return rc;
 }
@@ -211,8 +214,8 @@ int sl_torch_rnn_backward_f64(const sl_layer *L, const sl_bwd_f64 *b, sl_err *er
     size_t need = sl_rnn_backward_f64_ws(w, b->B, b->T);
     void *own = NULL, *ws = b->scratch ? sl_scratch_get(b->scratch, need) : (own = malloc(need));
     if (!ws) return sl_err_set(err, SL_ENOMEM, "out of memory for the backward workspace");
-    int rc = sl_rnn_backward_f64(w, b->B, b->T, b->x, b->carry0, b->states, b->dy, b->dx, b->dcarry0, &g, ws, need,
-                                 err);
+    int rc = sl_rnn_backward_f64(w, b->B, b->T, b->x, b->carry0, b->states, NULL, b->dy, b->dx, b->dcarry0, &g, ws,
+                                 need, err);
     free(own);
     return rc;
 }
@@ -274,6 +277,7 @@ int sl_torch_rnn_build_layers(sl_model *m, const sl_torch_rnn *s, sl_cell_kind c
         L->n_in = w->in;
         L->n_out = H;
         L->n_carry = L->n_state = sl_cell_carry(cell, H);
+        L->n_gates = cell == SL_CELL_LSTM ? 4 * H : 0;   /* kept by the forward for training */
         L->n_sys_in = w->in;
         L->n_sys_out = H;
         int64_t hs[1] = { H };

@@ -6,7 +6,10 @@
 ** tile threading modes, carry in and out, every state, with and without bias,
 ** leaky RNN), on every instruction set this CPU has and with 1 and 2 threads;
 ** the packed-weight GEMM (kernels/gemm.c) against its reference and BLAS; the
-** vectorised row kernels (kernels/nn_vec.c) and log-sigmoid against theirs.
+** vectorised row kernels (kernels/nn_vec.c) and log-sigmoid against theirs;
+** the LSTM's fused backward (kernels/lstm_bptt.c, from the gates the forward
+** keeps) against the plain backward that recomputes them, on the same kinds of
+** shapes, every gradient it returns.
 */
 #include "sl_test.h"
 
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bptt.h"
 #include "kernels.h"
 #include "nn.h"
 #include "util.h"
@@ -510,6 +514,112 @@ static void test_rows_vs_reference(void **state)
     sl_set_threads(saved);
 }
 
+/* ------------------------------------------------------------ LSTM backward */
+/* Relative L2 distance of two float arrays (0 when both are zero). */
+static double rel_l2(const float *a, const float *b, int64_t n)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+typedef struct bcase {
+    int64_t in, H, B, T;
+    int bias, with_carry, want_dx;
+} bcase;
+
+/* The forward with gates on the current ISA and threads, then sl_rnn_backward
+** (the fused kernel where it applies) against the plain backward without
+** gates. Returns the worst relative L2 error over every output. */
+static double run_bwd_case(const bcase *c)
+{
+    const int64_t H = c->H, G = 4 * H, in = c->in, B = c->B, T = c->T, BT = B * T, nc = 2 * H;
+    uint64_t rs = (uint64_t)(H * 7919 + in * 131 + B * 17 + T);
+    const double k = 1.0 / sqrt((double)H);
+    float *w_ih = malloc((size_t)(G * in) * sizeof(float)), *w_hh = malloc((size_t)(G * H) * sizeof(float));
+    float *b_ih = malloc((size_t)G * sizeof(float)), *b_hh = malloc((size_t)G * sizeof(float));
+    for (int64_t i = 0; i < G * in; i++) w_ih[i] = (float)sl_test_uniform(&rs, -k, k);
+    for (int64_t i = 0; i < G * H; i++) w_hh[i] = (float)sl_test_uniform(&rs, -2 * k, 2 * k);
+    for (int64_t i = 0; i < G; i++) { b_ih[i] = (float)sl_test_uniform(&rs, -k, k); b_hh[i] = (float)sl_test_uniform(&rs, -k, k); }
+    sl_rnn_weights w = { .cell = SL_CELL_LSTM, .in = in, .H = H, .w_ih = w_ih, .w_hh = w_hh,
+                         .b_ih = c->bias ? b_ih : NULL, .b_hh = c->bias ? b_hh : NULL };
+    float *x = malloc((size_t)(BT * in) * sizeof(float)), *dy = malloc((size_t)(BT * H) * sizeof(float));
+    float *st = malloc((size_t)(BT * nc) * sizeof(float)), *gt = malloc((size_t)(BT * G) * sizeof(float));
+    float *c0 = malloc((size_t)(B * nc) * sizeof(float)), *cf = malloc((size_t)(B * nc) * sizeof(float));
+    for (int64_t i = 0; i < BT * in; i++) x[i] = (float)sl_test_uniform(&rs, -1.5, 1.5);
+    for (int64_t i = 0; i < BT * H; i++) dy[i] = (float)sl_test_uniform(&rs, -1, 1);
+    for (int64_t i = 0; i < B * nc; i++) c0[i] = cf[i] = (float)sl_test_uniform(&rs, -0.5, 0.5);
+    sl_err err = { 0 };
+    memset(gt, 0xff, (size_t)(BT * G) * sizeof(float));   /* NaN: every gate must be written */
+    assert_int_equal(sl_rnn_forward_gates(&w, B, T, x, NULL, c->with_carry ? cf : NULL, st, gt, &err), SL_OK);
+    /* Two runs of the dispatching backward (bit-identical), one plain run without gates. */
+    const int64_t sizes[6] = { G * in, G * H, G, G, BT * in, B * nc };
+    float *out[3][6];
+    for (int r = 0; r < 3; r++)
+        for (int q = 0; q < 6; q++) {
+            out[r][q] = malloc((size_t)sizes[q] * sizeof(float));
+            for (int64_t i = 0; i < sizes[q]; i++) out[r][q][i] = q < 4 ? 0.25f : NAN;   /* grads are added to */
+        }
+    for (int r = 0; r < 3; r++) {
+        sl_rnn_grads g = { .w_ih = out[r][0], .w_hh = out[r][1], .b_ih = out[r][2], .b_hh = out[r][3] };
+        size_t need = r < 2 ? sl_rnn_backward_ws(&w, B, T) : sl_rnn_backward_plain_ws(&w, B, T);
+        void *ws = malloc(need);
+        float *dx = c->want_dx ? out[r][4] : NULL, *dc0 = out[r][5];
+        const float *car = c->with_carry ? c0 : NULL;
+        int rc = r < 2 ? sl_rnn_backward(&w, B, T, x, car, st, gt, dy, dx, dc0, &g, ws, need, &err)
+                       : sl_rnn_backward_plain(&w, B, T, x, car, st, NULL, dy, dx, dc0, &g, ws, need, &err);
+        if (rc) fprintf(stderr, "%s\n", err.msg);
+        assert_int_equal(rc, SL_OK);
+        free(ws);
+    }
+    double worst = 0;
+    for (int q = 0; q < 6; q++) {
+        if (q == 4 && !c->want_dx) continue;
+        assert_memory_equal(out[0][q], out[1][q], (size_t)sizes[q] * sizeof(float));
+        worst = fmax(worst, rel_l2(out[0][q], out[2][q], sizes[q]));
+    }
+    for (int r = 0; r < 3; r++)
+        for (int q = 0; q < 6; q++) free(out[r][q]);
+    free(w_ih); free(w_hh); free(b_ih); free(b_hh); free(x); free(dy); free(st); free(gt); free(c0); free(cf);
+    return worst;
+}
+
+static void test_lstm_backward_fused(void **state)
+{
+    (void)state;
+    const int saved = sl_get_threads();
+    const bcase cases[] = {
+        { 1, 128, 64, 8, 1, 0, 0 },   /* the bench's shape, shorter */
+        { 3, 5, 2, 6, 1, 1, 1 },      { 12, 37, 3, 9, 0, 1, 1 },   { 1, 16, 1, 1, 1, 0, 0 },
+        { 20, 64, 7, 5, 1, 1, 1 },    { 2, 100, 13, 4, 1, 0, 1 },  { 9, 130, 5, 3, 1, 1, 1 },
+        { 1, 80, 11, 17, 0, 0, 0 },
+    };
+    double worst_all = 0;
+    int n = 0;
+    for (size_t ii = 0; ii < SL_ARRAY_LEN(all_isas); ii++) {
+        if (sl_kernels_set_isa(all_isas[ii]) != SL_OK) continue;
+        for (int th = 1; th <= 2; th++) {
+            sl_set_threads(th);
+            for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+                double wr = run_bwd_case(&cases[i]);
+                if (wr > 1e-5)
+                    fprintf(stderr, "%s th %d in %lld H %lld B %lld T %lld: relative L2 error %.3g\n",
+                            sl_kernels_isa_name(all_isas[ii]), th, (long long)cases[i].in, (long long)cases[i].H,
+                            (long long)cases[i].B, (long long)cases[i].T, wr);
+                assert_true(wr <= 1e-5);
+                worst_all = fmax(worst_all, wr);
+                n++;
+            }
+        }
+    }
+    fprintf(stderr, "lstm backward from kept gates vs plain: %d cases, worst relative L2 error %.2e\n", n, worst_all);
+    sl_kernels_set_isa(SL_ISA_AUTO);
+    sl_set_threads(saved);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +631,7 @@ int main(void)
         cmocka_unit_test(test_gemm_strided),
         cmocka_unit_test(test_logsigmoid_vs_libm),
         cmocka_unit_test(test_rows_vs_reference),
+        cmocka_unit_test(test_lstm_backward_fused),
     };
     return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }

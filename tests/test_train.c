@@ -207,6 +207,49 @@ static void test_grad_float_vs_double(void **state)
     }
 }
 
+/* The one-pass readout splits rows over threads (large batches): 1 and 2
+** threads give the same loss and gradients up to float rounding, and the
+** same thread count the same bits. */
+static void test_readout_threads(void **state)
+{
+    (void)state;
+    const case_spec c = { "lstm 32, linear, ce", "lstm", "{\"hidden_size\": 32}", SL_READOUT_LINEAR, SL_LOSS_CE, 2, 3 };
+    const int64_t B = 48, T = 40, F = 2;   /* rows * hidden * outputs >= 2^18: the threaded path */
+    const int saved = sl_get_threads();
+    sl_readout ro;
+    sl_model *m = make_model(&c, F, 7, &ro);
+    float *u, *tg, *mk;
+    make_data(&c, B, T, F, 8, &u, &tg, &mk);
+    sl_grads g[3];
+    sl_metrics mt[3];
+    sl_err err = { 0 };
+    for (int r = 0; r < 3; r++) {
+        sl_set_threads(r == 0 ? 1 : 2);
+        assert_int_equal(sl_grads_init(&g[r], m->tensors, 1, 0, &err), SL_OK);
+        assert_int_equal(sl_loss_grad_f32(m, &ro, B, T, u, tg, mk, &g[r], &mt[r], &err), SL_OK);
+    }
+    assert_close(mt[1].loss, mt[0].loss, 1e-6, 0);
+    assert_close(mt[1].acc, mt[0].acc, 1e-12, 0);
+    double worst = 0;
+    for (size_t i = 0; i < g[0].n; i++) {
+        const int64_t n = m->tensors->t[i].numel;
+        assert_memory_equal(g[1].f32[i], g[2].f32[i], (size_t)n * sizeof(float));
+        double num = 0, den = 0;
+        for (int64_t k = 0; k < n; k++) {
+            num += ((double)g[1].f32[i][k] - g[0].f32[i][k]) * ((double)g[1].f32[i][k] - g[0].f32[i][k]);
+            den += (double)g[0].f32[i][k] * g[0].f32[i][k];
+        }
+        worst = fmax(worst, sqrt(num / fmax(den, 1e-30)));
+    }
+    fprintf(stderr, "readout 1 vs 2 threads: loss %.9f vs %.9f, worst tensor relative L2 %.2e\n", mt[0].loss, mt[1].loss,
+            worst);
+    assert_true(worst < 1e-5);
+    for (int r = 0; r < 3; r++) sl_grads_free(&g[r]);
+    free(u); free(tg); free(mk);
+    sl_model_free(m);
+    sl_set_threads(saved);
+}
+
 /* Loss and every gradient against torch.autograd (float64) on the committed
 ** fixtures: the double path to 1e-10, the float path to 1e-5 (relative L2). */
 static void test_grad_vs_autograd(void **state)
@@ -317,6 +360,55 @@ static void test_adamw_closed_form(void **state)
     sl_adamw_free(&a);
     sl_grads_free(&g);
     sl_tensors_free(ts);
+}
+
+/* The vectorised AdamW gives the scalar loop's bits: three steps on a tensor
+** large enough to be split over threads, with a tail, on every ISA, 1 and 2
+** threads. */
+static void test_adamw_isas_agree(void **state)
+{
+    (void)state;
+    static const sl_isa isas[] = { SL_ISA_GENERIC, SL_ISA_AVX2, SL_ISA_AVX512 };
+    const int64_t n = 70001;
+    const int saved = sl_get_threads();
+    float *ref = NULL;
+    for (size_t ii = 0; ii < SL_ARRAY_LEN(isas); ii++)
+        for (int th = 1; th <= 2; th++) {
+            if (sl_kernels_set_isa(isas[ii]) != SL_OK) continue;
+            sl_set_threads(th);
+            sl_err err = { 0 };
+            sl_tensors *ts = sl_tensors_new();
+            int64_t sh[1] = { n };
+            sl_tensor *t;
+            assert_int_equal(sl_tensors_add(ts, "w", 1, sh, NULL, &t, &err), SL_OK);
+            uint64_t rs = 99;
+            for (int64_t k = 0; k < n; k++) t->data[k] = (float)sl_test_uniform(&rs, -1, 1);
+            sl_grads g;
+            sl_adamw a;
+            assert_int_equal(sl_grads_init(&g, ts, 1, 0, &err), SL_OK);
+            assert_int_equal(sl_adamw_init(&a, &g, &err), SL_OK);
+            const unsigned char decay[1] = { 1 };
+            for (int s = 0; s < 3; s++) {
+                for (int64_t k = 0; k < n; k++) g.f32[0][k] = (float)sl_test_uniform(&rs, -1e-2, 1e-2);
+                sl_adamw_step(&a, ts, &g, 1e-3, 0.9, 0.999, 1e-8, 0.01, decay);
+            }
+            if (!ref) {
+                ref = malloc((size_t)(3 * n) * sizeof *ref);
+                memcpy(ref, t->data, (size_t)n * sizeof *ref);
+                memcpy(ref + n, a.m[0], (size_t)n * sizeof *ref);
+                memcpy(ref + 2 * n, a.v[0], (size_t)n * sizeof *ref);
+            } else {
+                assert_memory_equal(ref, t->data, (size_t)n * sizeof *ref);
+                assert_memory_equal(ref + n, a.m[0], (size_t)n * sizeof *ref);
+                assert_memory_equal(ref + 2 * n, a.v[0], (size_t)n * sizeof *ref);
+            }
+            sl_adamw_free(&a);
+            sl_grads_free(&g);
+            sl_tensors_free(ts);
+        }
+    free(ref);
+    sl_kernels_set_isa(SL_ISA_AUTO);
+    sl_set_threads(saved);
 }
 
 /* Warm-up, cosine decay, constant schedule and the annealed noise scale. */
@@ -912,7 +1004,9 @@ int main(void)
         cmocka_unit_test(test_grad_finite_differences),
         cmocka_unit_test(test_grad_float_vs_double),
         cmocka_unit_test(test_grad_vs_autograd),
+        cmocka_unit_test(test_readout_threads),
         cmocka_unit_test(test_adamw_closed_form),
+        cmocka_unit_test(test_adamw_isas_agree),
         cmocka_unit_test(test_schedule_and_noise),
         cmocka_unit_test(test_tau_projection),
         cmocka_unit_test(test_tasks_known_outputs),
