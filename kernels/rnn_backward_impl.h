@@ -41,27 +41,8 @@ static const REAL *RB(wload)(const float *src, int64_t n, REAL *dst)
 /* The elementwise part of one step for one sequence: dL/dh_t (dh + dy) and
 ** dL/dc_t into the gate pre-activation gradients, written over the
 ** pre-activations in a (and hh for GRU's recurrent part); dn gets the direct
-** part of dL/dh_{t-1}. */
-RB_CLONES static void RB(row_lstm)(int64_t H, REAL *restrict a, const REAL *restrict c, const REAL *restrict cprev,
-                                   const REAL *restrict dy, const REAL *restrict dh, REAL *restrict dc,
-                                   REAL *restrict dn)
-{
-#pragma omp simd
-    for (int64_t j = 0; j < H; j++) {
-        REAL i = RSIGM(a[j]), f = RSIGM(a[H + j]), gg = RTANHV(a[2 * H + j]), o = RSIGM(a[3 * H + j]);
-        REAL tc = RTANHV(c[j]);
-        REAL dht = dh[j] + dy[j];
-        REAL dct = dc[j] + dht * o * ((REAL)1 - tc * tc);
-        a[j] = dct * gg * i * ((REAL)1 - i);
-        a[H + j] = dct * cprev[j] * f * ((REAL)1 - f);
-        a[2 * H + j] = dct * i * ((REAL)1 - gg * gg);
-        a[3 * H + j] = dht * tc * o * ((REAL)1 - o);
-        dc[j] = dct * f;
-        dn[j] = 0;
-    }
-}
-
-/* The same from the gate activations the forward kept (a holds i, f, g, o). */
+** part of dL/dh_{t-1}. This one is the LSTM's, from the gate activations (a
+** holds i, f, g, o). */
 RB_CLONES static void RB(row_lstm_act)(int64_t H, REAL *restrict a, const REAL *restrict c,
                                        const REAL *restrict cprev, const REAL *restrict dy, const REAL *restrict dh,
                                        REAL *restrict dc, REAL *restrict dn)
@@ -79,6 +60,22 @@ RB_CLONES static void RB(row_lstm_act)(int64_t H, REAL *restrict a, const REAL *
         dc[j] = dct * f;
         dn[j] = 0;
     }
+}
+
+/* The same from the pre-activations (a holds them): the activations first,
+** in place, then the cell's derivative (the same operations, the same bits). */
+RB_CLONES static void RB(row_lstm)(int64_t H, REAL *restrict a, const REAL *restrict c, const REAL *restrict cprev,
+                                   const REAL *restrict dy, const REAL *restrict dh, REAL *restrict dc,
+                                   REAL *restrict dn)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < H; j++) {
+        a[j] = RSIGM(a[j]);
+        a[H + j] = RSIGM(a[H + j]);
+        a[2 * H + j] = RTANHV(a[2 * H + j]);
+        a[3 * H + j] = RSIGM(a[3 * H + j]);
+    }
+    RB(row_lstm_act)(H, a, c, cprev, dy, dh, dc, dn);
 }
 
 RB_CLONES static void RB(row_gru)(int64_t H, REAL *restrict a, REAL *restrict hh, const REAL *restrict hprev,

@@ -53,14 +53,10 @@ static inline VF SFX(vm_min)(VF a, VF b) { return SFX(vm_select)(a < b, a, b); }
 static inline VF SFX(vm_max)(VF a, VF b) { return SFX(vm_select)(a > b, a, b); }
 static inline VF SFX(vm_abs)(VF a) { return (VF)((VI)a & ((VI){ 0 } + 0x7fffffff)); }
 
-#ifdef VM_AVX512
-/* AVX-512 has the pieces as single instructions: min/max (NaN in the second
-** operand passes through), rounding (vrndscaleps) and the scaling by 2^n
-** (vscalefps, which also saturates to 0 / inf where 2^n leaves the range). */
-static inline __attribute__((always_inline)) VF SFX(vexp)(VF x)
+/* exp(x - n ln 2) for the integer n = round(x log2 e): ln 2 split in two for
+** the reduction (Cody-Waite), then a degree-6 polynomial on [-ln2/2, ln2/2]. */
+static inline __attribute__((always_inline)) VF SFX(vexp_reduced)(VF x, VF n)
 {
-    x = (VF)_mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_max_ps(_mm512_set1_ps(-87.33654f), (__m512)x));
-    const VF n = (VF)_mm512_roundscale_ps((__m512)(x * VM_SPLAT(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     VF r = VFMA(n, VM_SPLAT(-0.693359375f), x);
     r = VFMA(n, VM_SPLAT(2.12194440e-4f), r);
     VF p = VM_SPLAT(1.9875691500e-4f);
@@ -69,7 +65,18 @@ static inline __attribute__((always_inline)) VF SFX(vexp)(VF x)
     p = VFMA(p, r, VM_SPLAT(4.1665795894e-2f));
     p = VFMA(p, r, VM_SPLAT(1.6666665459e-1f));
     p = VFMA(p, r, VM_SPLAT(5.0000001201e-1f));
-    p = VFMA(p, r * r, r) + VM_SPLAT(1.0f);
+    return VFMA(p, r * r, r) + VM_SPLAT(1.0f);
+}
+
+#ifdef VM_AVX512
+/* AVX-512 has the pieces as single instructions: min/max (NaN in the second
+** operand passes through), rounding (vrndscaleps) and the scaling by 2^n
+** (vscalefps, which also saturates to 0 / inf where 2^n leaves the range). */
+static inline __attribute__((always_inline)) VF SFX(vexp)(VF x)
+{
+    x = (VF)_mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_max_ps(_mm512_set1_ps(-87.33654f), (__m512)x));
+    const VF n = (VF)_mm512_roundscale_ps((__m512)(x * VM_SPLAT(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const VF p = SFX(vexp_reduced)(x, n);
     return (VF)_mm512_scalef_ps((__m512)p, (__m512)n);
 }
 #else
@@ -79,15 +86,7 @@ static inline __attribute__((always_inline)) VF SFX(vexp)(VF x)
     /* n = round(x log2 e): adding 1.5 * 2^23 rounds to an integer in the low bits. */
     const VF magic = VM_SPLAT(12582912.0f);
     VF n = VFMA(x, VM_SPLAT(1.44269504088896341f), magic) - magic;
-    VF r = VFMA(n, VM_SPLAT(-0.693359375f), x);
-    r = VFMA(n, VM_SPLAT(2.12194440e-4f), r);
-    VF p = VM_SPLAT(1.9875691500e-4f);
-    p = VFMA(p, r, VM_SPLAT(1.3981999507e-3f));
-    p = VFMA(p, r, VM_SPLAT(8.3334519073e-3f));
-    p = VFMA(p, r, VM_SPLAT(4.1665795894e-2f));
-    p = VFMA(p, r, VM_SPLAT(1.6666665459e-1f));
-    p = VFMA(p, r, VM_SPLAT(5.0000001201e-1f));
-    p = VFMA(p, r * r, r) + VM_SPLAT(1.0f);
+    const VF p = SFX(vexp_reduced)(x, n);
     VI e = (__builtin_convertvector(n, VI) + 127) << 23;
     return p * (VF)e;
 }
