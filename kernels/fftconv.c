@@ -1,0 +1,304 @@
+/*
+** FFT convolution of the LTI state-space families (lssl, s4d, lmu; declared
+** in scan.h): y = K * u per filter, in double, by complex FFTs vectorised
+** across filters.
+**
+** Layout ("vertical" SIMD). A vector of VW doubles (8 for AVX-512, 4 AVX2,
+** 2 for the x86-64-v2 baseline) holds the same time step or frequency bin of
+** VW lanes, and each lane carries two real filters as one complex sequence:
+** lane l of lane group g is z = u_a + i u_b for filters a = 2 VW g + l and
+** b = a + VW (each reading its input channel f / group). So a butterfly is
+** plain vector arithmetic with the twiddle broadcast, no shuffles, and for
+** group 1 a row of u (channels contiguous) loads straight into the lanes.
+**
+** Per (sequence, lane group) task, in one per-thread buffer of nfft elements
+** (2 VW doubles each; 1 MB for T = 4096 with AVX-512, in L2):
+**   1. radix-4 decimation in frequency (natural in, bit-reversed out), the
+**      first stage fused with the load: the input is zero from T on and
+**      T <= nfft / 2, so half its inputs are zero and never read;
+**   2. the later stages breadth-first while a block is larger than lblock
+**      (32 KB), then block by block so they run in L1;
+**   3. the product with the cached spectra, in bit-reversed order: Z[k] and
+**      Z[n-k] are mirror positions inside each block [2^m, 2^(m+1)), and
+**      W[k] = P[k] Z[k] + M[k] conj Z[n-k] with P = (Ka + Kb) / 2n and
+**      M = (Ka - Kb) / 2n is the transform of y_a + i y_b (the two spectra
+**      separated and multiplied in one step, the 1/n folded in);
+**   4. the inverse by decimation in time (bit-reversed in, natural out; no
+**      permutation pass anywhere), the last stage fused with the store of
+**      the first T outputs only: re -> y_a, im -> y_b.
+** The kernel spectra (sl_fftconv_init) take the same path: K rows of two
+** filters as one complex sequence, separated into P and M.
+**
+** Threads: the (sequence, lane group) tasks over OpenMP threads, handed out
+** dynamically, each thread one aligned buffer for the call. Twiddles are
+** computed once per plan (cos / sin of 2 pi j / L directly, not by
+** recurrence), w^j, w^2j, w^3j per radix-4 span.
+**
+** Accuracy: the same order as GSL's FFT (O(eps log n) relative to the
+** norms), checked against sl_fftconv_ref (GSL's scalar mixed-radix real FFT,
+** one filter at a time, kept as the plain reference) and the direct sum in
+** tests/test_scan.c on every ISA the CPU has.
+**
+** ISA: the template (fftconv_impl.h) is compiled for AVX-512, AVX2+FMA and
+** the baseline; sl_kernels_isa() at init picks the layout and the plan
+** keeps using it.
+*/
+#include "scan.h"
+
+#include <gsl/gsl_fft_halfcomplex.h>
+#include <gsl/gsl_fft_real.h>
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "util.h"
+
+/* Work below this many (filter x fft-length) units stays on one thread. */
+#define SL_FC_PAR_MIN 65536.0
+
+static inline int sl_fc_log2(int64_t n)
+{
+    int s = 0;
+    while (((int64_t)1 << s) < n) s++;
+    return s;
+}
+
+/* ------------------------------------------------------------ instances */
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
+#define VW 8
+#define SFX(n) n##_avx512
+typedef double fvd_avx512 __attribute__((vector_size(64)));
+#define VD fvd_avx512
+#define VSPLAT(f) ((VD)_mm512_set1_pd(f))
+#define VFMA(a, b, c) ((VD)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
+#define VFMS(a, b, c) ((VD)_mm512_fmsub_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
+#include "fftconv_impl.h"
+#undef VW
+#undef SFX
+#undef VD
+#undef VSPLAT
+#undef VFMA
+#undef VFMS
+#undef FC_CMUL
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define VW 4
+#define SFX(n) n##_avx2
+typedef double fvd_avx2 __attribute__((vector_size(32)));
+#define VD fvd_avx2
+#define VSPLAT(f) ((VD)_mm256_set1_pd(f))
+#define VFMA(a, b, c) ((VD)_mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c)))
+#define VFMS(a, b, c) ((VD)_mm256_fmsub_pd((__m256d)(a), (__m256d)(b), (__m256d)(c)))
+#include "fftconv_impl.h"
+#undef VW
+#undef SFX
+#undef VD
+#undef VSPLAT
+#undef VFMA
+#undef VFMS
+#undef FC_CMUL
+#pragma GCC pop_options
+
+/* The baseline (the build's -march, x86-64-v2: SSE4.2, no FMA). */
+#define VW 2
+#define SFX(n) n##_generic
+typedef double fvd_generic __attribute__((vector_size(16)));
+#define VD fvd_generic
+#define VSPLAT(f) ((VD)_mm_set1_pd(f))
+#define VFMA(a, b, c) ((a) * (b) + (c))
+#define VFMS(a, b, c) ((a) * (b) - (c))
+#include "fftconv_impl.h"
+#undef VW
+#undef SFX
+#undef VD
+#undef VSPLAT
+#undef VFMA
+#undef VFMS
+#undef FC_CMUL
+
+typedef void (*fc_spec_fn)(const sl_fftconv *, const double *, int64_t, int64_t, double *, double *);
+typedef void (*fc_task_fn)(const sl_fftconv *, int64_t, const double *, int64_t, double *, int64_t, int, int64_t,
+                           double *);
+static const fc_spec_fn fc_spec[] = {
+    [SL_ISA_GENERIC] = fc_spec_generic,
+    [SL_ISA_AVX2] = fc_spec_avx2,
+    [SL_ISA_AVX512] = fc_spec_avx512,
+};
+static const fc_task_fn fc_task[] = {
+    [SL_ISA_GENERIC] = fc_task_generic,
+    [SL_ISA_AVX2] = fc_task_avx2,
+    [SL_ISA_AVX512] = fc_task_avx512,
+};
+static const int fc_vw[] = { [SL_ISA_GENERIC] = 2, [SL_ISA_AVX2] = 4, [SL_ISA_AVX512] = 8 };
+
+/* ------------------------------------------------------------ plan */
+static int64_t pow2_at_least(int64_t n)
+{
+    int64_t p = 2;
+    while (p < n) p *= 2;
+    return p;
+}
+
+static void *alloc64(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64); }
+
+int sl_fftconv_init(sl_fftconv *p, int64_t n_filt, int64_t group, const double *K, int64_t ldk, int64_t T,
+                    sl_err *err)
+{
+    memset(p, 0, sizeof *p);
+    if (group <= 0 || n_filt <= 0 || n_filt % group || T <= 0)
+        return sl_err_set(err, SL_EINVAL, "fftconv: %lld filters in groups of %lld, %lld steps", (long long)n_filt,
+                          (long long)group, (long long)T);
+    const sl_isa isa = sl_kernels_isa();
+    const int vw = fc_vw[isa];
+    const int64_t n = pow2_at_least(SL_MAX(2 * T - 1, 4)), ngrp = (n_filt + 2 * vw - 1) / (2 * vw);
+    p->n_filt = n_filt;
+    p->group = group;
+    p->T = T;
+    p->nfft = n;
+    p->isa = (int)isa;
+    p->vw = vw;
+    p->lblock = 32768 / (16 * vw);
+    /* twiddles of the radix-4 spans n, n/4, ... >= 4: L / 4 entries of 6 doubles each */
+    int64_t ntw = 0;
+    for (int64_t L = n; L >= 4; L /= 4) {
+        p->tw_off[sl_fc_log2(L)] = ntw;
+        ntw += 6 * (L / 4);
+    }
+    p->tw = alloc64((size_t)ntw * sizeof *p->tw);
+    p->spec = alloc64((size_t)(ngrp * (n / 2 + 1) * 4 * vw) * sizeof *p->spec);
+    if (!p->tw || !p->spec) {
+        sl_fftconv_free(p);
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    for (int64_t L = n; L >= 4; L /= 4) {
+        double *w = p->tw + p->tw_off[sl_fc_log2(L)];
+        for (int64_t j = 0; j < L / 4; j++)
+            for (int m = 1; m <= 3; m++) {
+                /* exp(-2 pi i m j / L) */
+                const double a = -2.0 * M_PI * (double)(m * j) / (double)L;
+                w[6 * j + 2 * (m - 1)] = cos(a);
+                w[6 * j + 2 * (m - 1) + 1] = sin(a);
+            }
+    }
+    int failed = 0;
+#pragma omp parallel if (ngrp > 1 && (double)n_filt * (double)n > SL_FC_PAR_MIN)
+    {
+        double *buf = alloc64((size_t)(n * 2 * vw) * sizeof *buf);
+        if (!buf) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t g = 0; g < ngrp; g++)
+            if (buf) fc_spec[isa](p, K, ldk, g, buf, p->spec + g * (n / 2 + 1) * 4 * vw);
+        free(buf);
+    }
+    if (failed) {
+        sl_fftconv_free(p);
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    return SL_OK;
+}
+
+void sl_fftconv_free(sl_fftconv *p)
+{
+    free(p->spec);
+    free(p->tw);
+    memset(p, 0, sizeof *p);
+}
+
+int sl_fftconv_apply(const sl_fftconv *p, int64_t nb, int64_t T, const double *u, int64_t ldu, double *y,
+                     int64_t ldy, int accumulate, sl_err *err)
+{
+    if (T > p->T) return sl_err_set(err, SL_EINTERNAL, "fftconv planned for %lld steps, asked for %lld",
+                                    (long long)p->T, (long long)T);
+    if (T <= 0 || nb <= 0) return SL_OK;
+    const int64_t n = p->nfft, vw = p->vw, ngrp = (p->n_filt + 2 * vw - 1) / (2 * vw), ntask = nb * ngrp;
+    const fc_task_fn fn = fc_task[p->isa];
+    int failed = 0;
+#pragma omp parallel if (ntask > 1 && (double)nb * (double)p->n_filt * (double)n > SL_FC_PAR_MIN)
+    {
+        double *buf = alloc64((size_t)(n * 2 * vw) * sizeof *buf);
+        if (!buf) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t q = 0; q < ntask; q++) {
+            if (!buf) continue;
+            const int64_t b = q / ngrp, g = q % ngrp;
+            fn(p, T, u + b * T * ldu, ldu, y + b * T * ldy, ldy, accumulate, g, buf);
+        }
+        free(buf);
+    }
+    return failed ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
+}
+
+/* ------------------------------------------------------------ references */
+int sl_fftconv_ref(int64_t n_filt, int64_t group, const double *K, int64_t ldk, int64_t nb, int64_t T,
+                   const double *u, int64_t ldu, double *y, int64_t ldy, int accumulate, sl_err *err)
+{
+    if (group <= 0 || n_filt % group) return sl_err_set(err, SL_EINVAL, "fftconv: %lld filters in groups of %lld",
+                                                        (long long)n_filt, (long long)group);
+    if (T <= 0 || nb <= 0) return SL_OK;
+    const int64_t n = pow2_at_least(2 * T - 1), n_in = n_filt / group;
+    double *spec = malloc((size_t)(n_filt * n + 2 * n) * sizeof *spec), *ub = spec ? spec + n_filt * n : NULL,
+           *tb = ub ? ub + n : NULL;
+    gsl_fft_real_wavetable *wr = gsl_fft_real_wavetable_alloc((size_t)n);
+    gsl_fft_halfcomplex_wavetable *wh = gsl_fft_halfcomplex_wavetable_alloc((size_t)n);
+    gsl_fft_real_workspace *ws = gsl_fft_real_workspace_alloc((size_t)n);
+    int rc = (!spec || !wr || !wh || !ws) ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
+    for (int64_t f = 0; f < n_filt && !rc; f++) {
+        double *s = spec + f * n;
+        memcpy(s, K + f * ldk, (size_t)T * sizeof *s);
+        memset(s + T, 0, (size_t)(n - T) * sizeof *s);
+        gsl_fft_real_transform(s, 1, (size_t)n, wr, ws);
+    }
+    for (int64_t q = 0; q < nb * n_in && !rc; q++) {
+        const int64_t b = q / n_in, g = q % n_in;
+        for (int64_t t = 0; t < T; t++) ub[t] = u[(b * T + t) * ldu + g];
+        memset(ub + T, 0, (size_t)(n - T) * sizeof *ub);
+        gsl_fft_real_transform(ub, 1, (size_t)n, wr, ws);
+        for (int64_t f = g * group; f < (g + 1) * group; f++) {
+            const double *s = spec + f * n;
+            /* Product in GSL's mixed-radix halfcomplex order:
+            ** [r0, (r1, i1), ..., (r_{n/2-1}, i_{n/2-1}), r_{n/2}]. */
+            tb[0] = ub[0] * s[0];
+            tb[n - 1] = ub[n - 1] * s[n - 1];
+            for (int64_t k = 1; k < n - 1; k += 2) {
+                const double ar = ub[k], ai = ub[k + 1], br = s[k], bi = s[k + 1];
+                tb[k] = ar * br - ai * bi;
+                tb[k + 1] = ar * bi + ai * br;
+            }
+            gsl_fft_halfcomplex_inverse(tb, 1, (size_t)n, wh, ws);
+            double *yb = y + b * T * ldy + f;
+            if (accumulate)
+                for (int64_t t = 0; t < T; t++) yb[t * ldy] += tb[t];
+            else
+                for (int64_t t = 0; t < T; t++) yb[t * ldy] = tb[t];
+        }
+    }
+    free(spec);
+    if (wr) gsl_fft_real_wavetable_free(wr);
+    if (wh) gsl_fft_halfcomplex_wavetable_free(wh);
+    if (ws) gsl_fft_real_workspace_free(ws);
+    return rc;
+}
+
+void sl_conv_direct_ref(int64_t n_filt, int64_t group, const double *K, int64_t ldk, int64_t nb, int64_t T,
+                        const double *u, int64_t ldu, double *y, int64_t ldy)
+{
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t f = 0; f < n_filt; f++)
+            for (int64_t t = 0; t < T; t++) {
+                double s = 0.0;
+                for (int64_t k = 0; k <= t; k++) s += K[f * ldk + k] * u[(b * T + t - k) * ldu + f / group];
+                y[(b * T + t) * ldy + f] = s;
+            }
+}
