@@ -123,8 +123,8 @@ typedef double fvd_generic __attribute__((vector_size(16)));
 #undef FC_CMUL
 
 typedef void (*fc_spec_fn)(const sl_fftconv *, const double *, int64_t, int64_t, double *, double *);
-typedef void (*fc_task_fn)(const sl_fftconv *, int64_t, const double *, int64_t, double *, int64_t, int, int64_t,
-                           double *);
+typedef void (*fc_task_fn)(const sl_fftconv *, int64_t, const double *, int64_t, double *, int64_t, int,
+                           const double *, int64_t, double *);
 static const fc_spec_fn fc_spec[] = {
     [SL_ISA_GENERIC] = fc_spec_generic,
     [SL_ISA_AVX2] = fc_spec_avx2,
@@ -216,6 +216,12 @@ void sl_fftconv_free(sl_fftconv *p)
 int sl_fftconv_apply(const sl_fftconv *p, int64_t nb, int64_t T, const double *u, int64_t ldu, double *y,
                      int64_t ldy, int accumulate, sl_err *err)
 {
+    return sl_fftconv_apply_skip(p, nb, T, u, ldu, y, ldy, accumulate, NULL, err);
+}
+
+int sl_fftconv_apply_skip(const sl_fftconv *p, int64_t nb, int64_t T, const double *u, int64_t ldu, double *y,
+                          int64_t ldy, int accumulate, const double *d, sl_err *err)
+{
     if (T > p->T) return sl_err_set(err, SL_EINTERNAL, "fftconv planned for %lld steps, asked for %lld",
                                     (long long)p->T, (long long)T);
     if (T <= 0 || nb <= 0) return SL_OK;
@@ -233,7 +239,7 @@ int sl_fftconv_apply(const sl_fftconv *p, int64_t nb, int64_t T, const double *u
         for (int64_t q = 0; q < ntask; q++) {
             if (!buf) continue;
             const int64_t b = q / ngrp, g = q % ngrp;
-            fn(p, T, u + b * T * ldu, ldu, y + b * T * ldy, ldy, accumulate, g, buf);
+            fn(p, T, u + b * T * ldu, ldu, y + b * T * ldy, ldy, accumulate, d, g, buf);
         }
         free(buf);
     }

@@ -33,13 +33,19 @@ static inline void SFX(fc_st)(double *p, VD v) { *(VD *)p = v; }
 ** filters are 2 VW consecutive ones that each read their own column (group 1),
 ** so loads and stores are plain vector accesses. */
 typedef struct SFX(fc_lanes) {
-    int contig;
+    int contig, skip;
     int64_t f0;
     int64_t in[2 * VW], out[2 * VW];
+    VD dr, di;   /* skip weights of the lanes (skip: d given) */
 } SFX(fc_lanes);
 
-static void SFX(fc_lanes_init)(SFX(fc_lanes) * ln, int64_t n_filt, int64_t group, int64_t grp)
+static void SFX(fc_lanes_init)(SFX(fc_lanes) * ln, int64_t n_filt, int64_t group, int64_t grp, const double *d)
 {
+    double dl[2 * VW];
+    for (int l = 0; l < 2 * VW; l++) dl[l] = d && grp * 2 * VW + l < n_filt ? d[grp * 2 * VW + l] : 0.0;
+    ln->skip = d != NULL;
+    ln->dr = SFX(fc_ldu)(dl);
+    ln->di = SFX(fc_ldu)(dl + VW);
     ln->f0 = grp * 2 * VW;
     ln->contig = group == 1 && ln->f0 + 2 * VW <= n_filt;
     for (int l = 0; l < 2 * VW; l++) {
@@ -59,6 +65,20 @@ static inline void SFX(fc_load)(const SFX(fc_lanes) * ln, const double *row, VD 
     }
     double t[2 * VW];
     for (int l = 0; l < 2 * VW; l++) t[l] = ln->in[l] >= 0 ? row[ln->in[l]] : 0.0;
+    *re = SFX(fc_ldu)(t);
+    *im = SFX(fc_ldu)(t + VW);
+}
+
+/* Output row t into lanes (the lanes with no filter read 0). */
+static inline void SFX(fc_load_out)(const SFX(fc_lanes) * ln, const double *row, VD *re, VD *im)
+{
+    if (ln->contig) {
+        *re = SFX(fc_ldu)(row + ln->f0);
+        *im = SFX(fc_ldu)(row + ln->f0 + VW);
+        return;
+    }
+    double t[2 * VW];
+    for (int l = 0; l < 2 * VW; l++) t[l] = ln->out[l] >= 0 ? row[ln->out[l]] : 0.0;
     *re = SFX(fc_ldu)(t);
     *im = SFX(fc_ldu)(t + VW);
 }
@@ -234,22 +254,53 @@ static void SFX(fc_dit_rest)(const sl_fftconv *p, double *buf)
 }
 
 /* The last DIT stage (span n) fused with the store: only the outputs t < T
-** (T <= n / 2, so x[j] and x[j+q] for j < q), written to dst + t * ld. */
+** (T <= n / 2, so x[j] and x[j+q] for j < q), written to dst + t * ld, plus
+** the skip term d[f] u[t, f / group] (input rows src + t * lds) when
+** ln->skip: y = (y +) conv + d u. Both input rows are read before either
+** output row is written: in the layers u and y are one allocation, 2 MB apart
+** at T = 4096, H = 64, and a load behind a store to the same address modulo
+** 4 KB waits for it (4K aliasing; the first version, storing row j before
+** loading row j + q, took 0.5 ms longer at that size). */
 static void SFX(fc_dit_last)(const double *buf, int64_t n, const double *tw, const SFX(fc_lanes) * ln, double *dst,
-                             int64_t ld, int64_t T, int acc)
+                             int64_t ld, const double *src, int64_t lds, int64_t T, int acc)
 {
     const int64_t q = n / 4, s = 2 * VW * q;
+    const VD zero = VSPLAT(0.0), dr = ln->dr, di = ln->di;
     for (int64_t j = 0; j < q && j < T; j++) {
         const double *w = tw + 6 * j;
         const double *x0 = buf + 2 * VW * j, *x1 = x0 + s, *x2 = x1 + s, *x3 = x2 + s;
+        const int two = j + q < T;
+        VD u0r = zero, u0i = zero, u1r = zero, u1i = zero;
+        if (ln->skip) {
+            SFX(fc_load)(ln, src + j * lds, &u0r, &u0i);
+            if (two) SFX(fc_load)(ln, src + (j + q) * lds, &u1r, &u1i);
+        }
         const VD a0r = SFX(fc_ld)(x0), a0i = SFX(fc_ld)(x0 + VW);
         VD t1r, t1i, t2r, t2i, t3r, t3i;
         FC_CMUL(SFX(fc_ld)(x1), SFX(fc_ld)(x1 + VW), w[2], -w[3], t1r, t1i);
         FC_CMUL(SFX(fc_ld)(x2), SFX(fc_ld)(x2 + VW), w[0], -w[1], t2r, t2i);
         FC_CMUL(SFX(fc_ld)(x3), SFX(fc_ld)(x3 + VW), w[4], -w[5], t3r, t3i);
         const VD e2r = t2r + t3r, e2i = t2i + t3i, e3r = t2r - t3r, e3i = t2i - t3i;
-        SFX(fc_store)(ln, dst + j * ld, a0r + t1r + e2r, a0i + t1i + e2i, acc);
-        if (j + q < T) SFX(fc_store)(ln, dst + (j + q) * ld, a0r - t1r - e3i, a0i - t1i + e3r, acc);
+        VD y0r = a0r + t1r + e2r, y0i = a0i + t1i + e2i, y1r = a0r - t1r - e3i, y1i = a0i - t1i + e3r;
+        if (ln->skip && acc) {   /* (y + conv) + d u */
+            VD r, i;
+            SFX(fc_load_out)(ln, dst + j * ld, &r, &i);
+            y0r += r;
+            y0i += i;
+            if (two) {
+                SFX(fc_load_out)(ln, dst + (j + q) * ld, &r, &i);
+                y1r += r;
+                y1i += i;
+            }
+        }
+        if (ln->skip) {
+            y0r += dr * u0r;
+            y0i += di * u0i;
+            y1r += dr * u1r;
+            y1i += di * u1i;
+        }
+        SFX(fc_store)(ln, dst + j * ld, y0r, y0i, acc && !ln->skip);
+        if (two) SFX(fc_store)(ln, dst + (j + q) * ld, y1r, y1i, acc && !ln->skip);
     }
 }
 
@@ -296,7 +347,7 @@ static void SFX(fc_spec)(const sl_fftconv *p, const double *K, int64_t ldk, int6
 {
     const int64_t n = p->nfft;
     SFX(fc_lanes) ln;
-    SFX(fc_lanes_init)(&ln, p->n_filt, 1, grp);
+    SFX(fc_lanes_init)(&ln, p->n_filt, 1, grp, NULL);
     /* The taps of a filter are a row of K: read them as lanes through a
     ** transposed view (column f of "row" t is K[f * ldk + t]), in blocks. */
     const int64_t q = n / 4;
@@ -353,15 +404,15 @@ static void SFX(fc_spec)(const sl_fftconv *p, const double *K, int64_t ldk, int6
 /* One (sequence, lane group) task: load and transform, multiply, transform
 ** back and store. */
 static void SFX(fc_task)(const sl_fftconv *p, int64_t T, const double *u, int64_t ldu, double *y, int64_t ldy, int acc,
-                         int64_t grp, double *buf)
+                         const double *d, int64_t grp, double *buf)
 {
     const int64_t n = p->nfft;
     SFX(fc_lanes) ln;
-    SFX(fc_lanes_init)(&ln, p->n_filt, p->group, grp);
+    SFX(fc_lanes_init)(&ln, p->n_filt, p->group, grp, d);
     const double *tw = p->tw + p->tw_off[sl_fc_log2(n)];
     SFX(fc_dif_first)(buf, n, tw, &ln, u, ldu, T);
     SFX(fc_dif_rest)(p, buf);
     SFX(fc_product)(buf, n, p->spec + grp * (n / 2 + 1) * 4 * VW);
     SFX(fc_dit_rest)(p, buf);
-    SFX(fc_dit_last)(buf, n, tw, &ln, y, ldy, T, acc);
+    SFX(fc_dit_last)(buf, n, tw, &ln, y, ldy, u, ldu, T, acc);
 }

@@ -114,6 +114,10 @@ void sl_fftconv_free(sl_fftconv *p);
 ** overwriting it. */
 int  sl_fftconv_apply(const sl_fftconv *p, int64_t nb, int64_t T, const double *u, int64_t ldu, double *y,
                       int64_t ldy, int accumulate, sl_err *err);
+/* The same plus the skip term: y[b, t, f] (+)= (K * u)[b, t, f] + d[f] u[b, t, f / group],
+** added in that order (d NULL: none), in the same pass as the store. */
+int  sl_fftconv_apply_skip(const sl_fftconv *p, int64_t nb, int64_t T, const double *u, int64_t ldu, double *y,
+                           int64_t ldy, int accumulate, const double *d, sl_err *err);
 /* The plain reference with the same contract and no plan: GSL's scalar
 ** mixed-radix real FFT, one filter at a time (length the power of two
 ** >= 2T - 1; the kernels' spectra computed in the call). */

@@ -142,7 +142,7 @@ static void test_fft_groups(void **state)
 /* The vectorised FFT convolution against GSL's (sl_fftconv_ref) on every ISA
 ** the CPU has: filter counts that are not a multiple of the lane group,
 ** group > 1, nb > 1, T = 1, T below the planned length, accumulate, odd
-** leading dimensions. Bound: both are FFT convolutions of length n <= 8192,
+** leading dimensions; with and without the fused skip term. Bound: both are FFT convolutions of length n <= 8192,
 ** each with an error of order eps log2(n) relative to max|y| (measured here:
 ** at most ~1e-15); 1e-12 of max|y| leaves a margin of a few hundred and still
 ** catches any wrong index, twiddle or lane (those give O(1) errors). Small
@@ -188,8 +188,20 @@ static void test_fftconv_isas(void **state)
                 assert_all_close(y1, y3, (size_t)(nb * T * ldy), 0.0, 1e-12 * ymax);
                 free(y3);
             }
+            /* The skip term fused into the store: y (+)= K * u + d[f] u[f / group]. */
+            double *d = drand_(&rng, F, -1, 1), *y4 = drand_(&rng, nb * T * ldy, -1, 1),
+                   *y5 = malloc((size_t)(nb * T * ldy) * sizeof *y5);
+            memcpy(y5, y4, (size_t)(nb * T * ldy) * sizeof *y5);
+            assert_int_equal(sl_fftconv_apply_skip(&p, nb, T, u, ldu, y4, ldy, cases[c].acc, d, &err), SL_OK);
+            assert_int_equal(sl_fftconv_ref(F, G, K, ldk, nb, T, u, ldu, y5, ldy, cases[c].acc, &err), SL_OK);
+            for (int64_t b = 0; b < nb; b++)
+                for (int64_t t = 0; t < T; t++)
+                    for (int64_t f = 0; f < F; f++) y5[(b * T + t) * ldy + f] += d[f] * u[(b * T + t) * ldu + f / G];
+            ymax = 0.0;
+            for (int64_t i = 0; i < nb * T * ldy; i++) ymax = fmax(ymax, fabs(y5[i]));
+            assert_all_close(y4, y5, (size_t)(nb * T * ldy), 0.0, 1e-12 * ymax);
             sl_fftconv_free(&p);
-            free(K); free(u); free(y1); free(y2);
+            free(K); free(u); free(y1); free(y2); free(d); free(y4); free(y5);
         }
     }
     sl_kernels_set_isa(SL_ISA_AUTO);
