@@ -188,20 +188,32 @@ static void SFX(fc_rad2)(double *buf, int64_t base, int64_t len)
     }
 }
 
-/* The stages after the first, spans n/4 down to 2: breadth-first while a
-** block is larger than lb elements, then block by block (each block's later
-** stages stay in L1). */
-static void SFX(fc_dif_rest)(const sl_fftconv *p, double *buf)
+/* The stages after the first, spans n/4 down to 2, are split in two: the
+** breadth-first ones, while a block is larger than lblock elements (each a
+** pass over the whole buffer), and the rest, block by block, so a block's
+** later stages run in L1. fc_dif_breadth returns that block size (1 when
+** nothing is left). */
+static int64_t SFX(fc_dif_breadth)(const sl_fftconv *p, double *buf)
 {
     const int64_t n = p->nfft, lb = p->lblock;
     int64_t L = n / 4;
     for (; L >= 4 && L > lb; L /= 4) SFX(fc_dif4)(buf, 0, n, L, p->tw + p->tw_off[sl_fc_log2(L)]);
-    if (L < 2) return;
-    for (int64_t blk = 0; blk < n; blk += L) {
-        int64_t l = L;
-        for (; l >= 4; l /= 4) SFX(fc_dif4)(buf, blk, L, l, p->tw + p->tw_off[sl_fc_log2(l)]);
-        if (l == 2) SFX(fc_rad2)(buf, blk, L);
-    }
+    return L;
+}
+
+/* The DIF stages of spans L, L/4, ... (then 2 when log2 L is odd) of the
+** block [base, base + L). */
+static void SFX(fc_dif_block)(const sl_fftconv *p, double *buf, int64_t base, int64_t L)
+{
+    int64_t l = L;
+    for (; l >= 4; l /= 4) SFX(fc_dif4)(buf, base, L, l, p->tw + p->tw_off[sl_fc_log2(l)]);
+    if (l == 2) SFX(fc_rad2)(buf, base, L);
+}
+
+static void SFX(fc_dif_rest)(const sl_fftconv *p, double *buf)
+{
+    const int64_t L = SFX(fc_dif_breadth)(p, buf);
+    for (int64_t blk = 0; L >= 2 && blk < p->nfft; blk += L) SFX(fc_dif_block)(p, buf, blk, L);
 }
 
 /* ------------------------------------------------------------ inverse (DIT) */
@@ -237,20 +249,19 @@ static void SFX(fc_dit4)(double *buf, int64_t base, int64_t len, int64_t L, cons
         }
 }
 
-/* Spans 2 up to n/4, the mirror of fc_dif_rest. */
-static void SFX(fc_dit_rest)(const sl_fftconv *p, double *buf)
+/* The mirror of fc_dif_block: spans 2 (when log2 L is odd), then 4 or 8 up to L. */
+static void SFX(fc_dit_block)(const sl_fftconv *p, double *buf, int64_t base, int64_t L)
 {
-    const int64_t n = p->nfft, lb = p->lblock;
-    int64_t L = n / 4;
-    while (L >= 4 && L > lb) L /= 4;
-    if (L >= 2)
-        for (int64_t blk = 0; blk < n; blk += L) {
-            int64_t l = L;
-            while (l >= 4) l /= 4;
-            if (l == 2) SFX(fc_rad2)(buf, blk, L);
-            for (l = l == 2 ? 8 : 4; l <= L; l *= 4) SFX(fc_dit4)(buf, blk, L, l, p->tw + p->tw_off[sl_fc_log2(l)]);
-        }
-    for (L *= 4; L <= n / 4; L *= 4) SFX(fc_dit4)(buf, 0, n, L, p->tw + p->tw_off[sl_fc_log2(L)]);
+    int64_t l = L;
+    while (l >= 4) l /= 4;
+    if (l == 2) SFX(fc_rad2)(buf, base, L);
+    for (l = l == 2 ? 8 : 4; l <= L; l *= 4) SFX(fc_dit4)(buf, base, L, l, p->tw + p->tw_off[sl_fc_log2(l)]);
+}
+
+/* The mirror of fc_dif_breadth: spans 4 L up to n/4 over the whole buffer. */
+static void SFX(fc_dit_breadth)(const sl_fftconv *p, double *buf, int64_t L)
+{
+    for (L *= 4; L <= p->nfft / 4; L *= 4) SFX(fc_dit4)(buf, 0, p->nfft, L, p->tw + p->tw_off[sl_fc_log2(L)]);
 }
 
 /* The last DIT stage (span n) fused with the store: only the outputs t < T
@@ -326,15 +337,32 @@ static inline void SFX(fc_pair)(double *xa, double *xb, const double *e)
     }
 }
 
-static void SFX(fc_product)(double *buf, int64_t n, const double *spec)
+/* The pairs whose lower position a is in [lo, hi), a range inside one block
+** [h, 2h) (h a power of two >= 2) and its lower half; the spectra of
+** position a are entry a - h/2 + 1 (0 and 1 take entries 0 and 1). */
+static void SFX(fc_pairs)(double *buf, const double *spec, int64_t h, int64_t lo, int64_t hi)
 {
-    /* positions 0 (k = 0) and 1 (k = n/2) are their own mirrors */
-    SFX(fc_pair)(buf, buf, spec);
-    SFX(fc_pair)(buf + 2 * VW, buf + 2 * VW, spec + 4 * VW);
-    const double *e = spec + 8 * VW;
-    for (int64_t h = 2; h < n; h *= 2)
-        for (int64_t a = h; a < h + h / 2; a++, e += 4 * VW)
-            SFX(fc_pair)(buf + 2 * VW * a, buf + 2 * VW * (3 * h - 1 - a), e);
+    const double *e = spec + (lo - h / 2 + 1) * 4 * VW;
+    for (int64_t a = lo; a < hi; a++, e += 4 * VW) SFX(fc_pair)(buf + 2 * VW * a, buf + 2 * VW * (3 * h - 1 - a), e);
+}
+
+/* All pairs whose lower position is in the chunk [c, c + L) (L a power of
+** two, c a multiple of L). */
+static void SFX(fc_product_chunk)(double *buf, const double *spec, int64_t c, int64_t L)
+{
+    if (c == 0) {   /* 0 (k = 0) and 1 (k = n/2) are their own mirrors, then blocks [h, 2h) for h < L */
+        SFX(fc_pair)(buf, buf, spec);
+        if (L > 1) SFX(fc_pair)(buf + 2 * VW, buf + 2 * VW, spec + 4 * VW);
+        for (int64_t h = 2; h < L; h *= 2) SFX(fc_pairs)(buf, spec, h, h, h + h / 2);
+        return;
+    }
+    if (c == 1) {   /* L = 1 */
+        SFX(fc_pair)(buf + 2 * VW, buf + 2 * VW, spec + 4 * VW);
+        return;
+    }
+    int64_t h = 2;
+    while (2 * h <= c) h *= 2;
+    SFX(fc_pairs)(buf, spec, h, c, c == L ? c + L / 2 : c + L);   /* the chunk [L, 2L) is its own mirror */
 }
 
 /* ------------------------------------------------------------ entry points */
@@ -402,17 +430,37 @@ static void SFX(fc_spec)(const sl_fftconv *p, const double *K, int64_t ldk, int6
 }
 
 /* One (sequence, lane group) task: load and transform, multiply, transform
-** back and store. */
+** back and store. The product pairs chunk [c, c + L) with its mirror chunk
+** (the positions mirror inside blocks [h, 2h), and chunks of L elements map
+** onto chunks), so the in-block stages of both chunks, the product and the
+** inverse in-block stages run while the two chunks are in L1. */
 static void SFX(fc_task)(const sl_fftconv *p, int64_t T, const double *u, int64_t ldu, double *y, int64_t ldy, int acc,
                          const double *d, int64_t grp, double *buf)
 {
     const int64_t n = p->nfft;
+    const double *spec = p->spec + grp * (n / 2 + 1) * 4 * VW;
     SFX(fc_lanes) ln;
     SFX(fc_lanes_init)(&ln, p->n_filt, p->group, grp, d);
     const double *tw = p->tw + p->tw_off[sl_fc_log2(n)];
     SFX(fc_dif_first)(buf, n, tw, &ln, u, ldu, T);
-    SFX(fc_dif_rest)(p, buf);
-    SFX(fc_product)(buf, n, p->spec + grp * (n / 2 + 1) * 4 * VW);
-    SFX(fc_dit_rest)(p, buf);
+    const int64_t L = SFX(fc_dif_breadth)(p, buf);
+    for (int64_t c = 0; c < n; c += L) {
+        int64_t h = 1, m = c;   /* m: the mirror chunk of c */
+        if (c >= 2 * L) {
+            while (2 * h <= c) h *= 2;
+            if (c >= h + h / 2) continue;   /* done with its lower partner */
+            m = 3 * h - L - c;
+        }
+        if (L >= 2) {
+            SFX(fc_dif_block)(p, buf, c, L);
+            if (m != c) SFX(fc_dif_block)(p, buf, m, L);
+        }
+        SFX(fc_product_chunk)(buf, spec, c, L);
+        if (L >= 2) {
+            SFX(fc_dit_block)(p, buf, c, L);
+            if (m != c) SFX(fc_dit_block)(p, buf, m, L);
+        }
+    }
+    SFX(fc_dit_breadth)(p, buf, L);
     SFX(fc_dit_last)(buf, n, tw, &ln, y, ldy, u, ldu, T, acc);
 }
