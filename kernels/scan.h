@@ -95,8 +95,10 @@ void sl_lti_free_response(int64_t N, const double *A, int64_t L, const double *W
 ** input channel). kernels/fftconv.c: complex FFTs of length nfft (the power
 ** of two >= max(2T - 1, 4)) vectorised across filters, two real filters per
 ** complex lane. The plan holds the kernels' spectra for sequences up to T,
-** laid out for the ISA in use at init (isa, vw lanes), and the twiddles;
-** read-only, shared by the threads. */
+** laid out for the ISA in use at init (isa, vw lanes), and the twiddles,
+** read-only; and the work buffers of one call, which a call takes when no
+** other holds them (else it allocates its own): any number of threads may
+** apply one plan at once. */
 typedef struct sl_fftconv {
     int64_t n_filt, group, T, nfft;
     int isa, vw;            /* sl_isa of the layout; doubles per vector */
@@ -104,6 +106,7 @@ typedef struct sl_fftconv {
     int64_t tw_off[64];     /* offset in tw of the twiddles of span 2^s */
     double *spec;           /* [ceil(n_filt / 2vw)][nfft / 2 + 1][4][vw] */
     double *tw;             /* per radix-4 span L: [L / 4][w^j, w^2j, w^3j as (re, im)] */
+    struct sl_fftconv_ws *ws;   /* the threads' work buffers, kept for the next call (fftconv.c) */
 } sl_fftconv;
 
 /* K [n_filt, ldk] holds at least T taps per filter. */

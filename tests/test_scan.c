@@ -208,6 +208,36 @@ static void test_fftconv_isas(void **state)
     fprintf(stderr, "fftconv worst over ISAs and shapes: %.2e of max|y|\n", worst);
 }
 
+/* One plan applied by several threads at once: one call takes the plan's
+** kept work buffers, the others allocate their own; each result equals the
+** same call made alone. */
+static void test_fftconv_shared_plan(void **state)
+{
+    (void)state;
+    uint64_t rng = 12;
+    const int64_t F = 20, T = 300, nb = 1, ncall = 6;
+    double *K = drand_(&rng, F * T, -1, 1), *u = drand_(&rng, ncall * T * F, -1, 1);
+    double *y1 = malloc((size_t)(ncall * T * F) * sizeof *y1), *y2 = malloc((size_t)(ncall * T * F) * sizeof *y2);
+    sl_fftconv p;
+    sl_err err = { 0 };
+    assert_int_equal(sl_fftconv_init(&p, F, 1, K, T, T, &err), SL_OK);
+    for (int64_t c = 0; c < ncall; c++)
+        assert_int_equal(sl_fftconv_apply(&p, nb, T, u + c * T * F, F, y1 + c * T * F, F, 0, &err), SL_OK);
+    int bad = 0;
+#pragma omp parallel for schedule(static, 1) num_threads(3)
+    for (int64_t c = 0; c < ncall; c++) {
+        sl_err e = { 0 };
+        if (sl_fftconv_apply(&p, nb, T, u + c * T * F, F, y2 + c * T * F, F, 0, &e) != SL_OK) {
+#pragma omp atomic write
+            bad = 1;
+        }
+    }
+    assert_int_equal(bad, 0);
+    for (int64_t i = 0; i < ncall * T * F; i++) assert_true(y1[i] == y2[i]);
+    sl_fftconv_free(&p);
+    free(K); free(u); free(y1); free(y2);
+}
+
 /* Final state and free response carried in blocks equal the recurrence. */
 static void test_block_carry(void **state)
 {
@@ -335,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_kernel_fft_recurrence),
         cmocka_unit_test(test_fft_groups),
         cmocka_unit_test(test_fftconv_isas),
+        cmocka_unit_test(test_fftconv_shared_plan),
         cmocka_unit_test(test_block_carry),
         cmocka_unit_test(test_cdiag),
         cmocka_unit_test(test_selective),
