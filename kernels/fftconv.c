@@ -3,6 +3,12 @@
 ** in scan.h): y = K * u per filter, in double, by complex FFTs vectorised
 ** across filters.
 **
+** Why: GSL's scalar mixed-radix real FFT one channel at a time (kept below as
+** sl_fftconv_ref) took 3.1 ms for H = 64 filters at T = 4096 on two threads,
+** and the LSSL layer's warm convolution forward 4.6 ms, slower than PyTorch's
+** FFT convolution of the same size. This version takes 0.27 ms (0.51 ms on
+** one thread) and the layer's forward 0.5 ms (measurements below).
+**
 ** Layout ("vertical" SIMD). A vector of VW doubles (8 for AVX-512, 4 AVX2,
 ** 2 for the x86-64-v2 baseline) holds the same time step or frequency bin of
 ** VW lanes, and each lane carries two real filters as one complex sequence:
@@ -11,37 +17,55 @@
 ** plain vector arithmetic with the twiddle broadcast, no shuffles, and for
 ** group 1 a row of u (channels contiguous) loads straight into the lanes.
 **
-** Per (sequence, lane group) task, in one per-thread buffer of nfft elements
+** Per (sequence, lane group) task, in one work buffer of nfft elements
 ** (2 VW doubles each; 1 MB for T = 4096 with AVX-512, in L2):
 **   1. radix-4 decimation in frequency (natural in, bit-reversed out), the
 **      first stage fused with the load: the input is zero from T on and
 **      T <= nfft / 2, so half its inputs are zero and never read;
 **   2. the later stages breadth-first while a block is larger than lblock
-**      (32 KB), then block by block so they run in L1;
+**      elements (32 KB), then block by block in L1;
 **   3. the product with the cached spectra, in bit-reversed order: Z[k] and
 **      Z[n-k] are mirror positions inside each block [2^m, 2^(m+1)), and
 **      W[k] = P[k] Z[k] + M[k] conj Z[n-k] with P = (Ka + Kb) / 2n and
 **      M = (Ka - Kb) / 2n is the transform of y_a + i y_b (the two spectra
-**      separated and multiplied in one step, the 1/n folded in);
+**      separated and multiplied in one step, the 1/n folded in). Chunks of
+**      that size mirror onto chunks, so step 2's block stages, the product
+**      and step 4's block stages run on a chunk and its mirror together,
+**      while both are in L1;
 **   4. the inverse by decimation in time (bit-reversed in, natural out; no
 **      permutation pass anywhere), the last stage fused with the store of
-**      the first T outputs only: re -> y_a, im -> y_b.
+**      the first T outputs only (re -> y_a, im -> y_b) and with the layers'
+**      skip term d[f] u (sl_fftconv_apply_skip).
 ** The kernel spectra (sl_fftconv_init) take the same path: K rows of two
 ** filters as one complex sequence, separated into P and M.
 **
 ** Threads: the (sequence, lane group) tasks over OpenMP threads, handed out
-** dynamically, each thread one aligned buffer for the call. Twiddles are
-** computed once per plan (cos / sin of 2 pi j / L directly, not by
-** recurrence), w^j, w^2j, w^3j per radix-4 span.
+** dynamically. The work buffers stay with the plan between calls (see
+** fc_ws_take). Twiddles are computed once per plan (cos / sin of 2 pi m j / L
+** each from its own angle, not by recurrence): w^j, w^2j, w^3j per span.
+** Filters sharing an input (group > 1, the LMU) each transform their input
+** again in their own lane; n_in transforms instead of n_filt would need the
+** input spectra kept per channel (not done: the LMU's cost is its recurrence
+** elsewhere).
 **
-** Accuracy: the same order as GSL's FFT (O(eps log n) relative to the
-** norms), checked against sl_fftconv_ref (GSL's scalar mixed-radix real FFT,
-** one filter at a time, kept as the plain reference) and the direct sum in
-** tests/test_scan.c on every ISA the CPU has.
+** Accuracy: O(eps log n) relative to max|y|, as GSL's; the two differ by
+** at most ~1e-15 of max|y| (tests/test_scan.c holds them to 1e-12 on every
+** ISA the CPU has, and small cases to the direct sum).
 **
 ** ISA: the template (fftconv_impl.h) is compiled for AVX-512, AVX2+FMA and
-** the baseline; sl_kernels_isa() at init picks the layout and the plan
-** keeps using it.
+** the baseline; at init the plan takes sl_kernels_isa(), or a narrower one
+** when there are fewer filters than lanes (padding lanes cost time and
+** spectrum memory), and keeps using it.
+**
+** Measured (2-core AVX-512 VM shared with other work, best of several;
+** H = 64 filters, group 1, nb = 1, T = 4096, nfft = 8192):
+**   sl_fftconv_apply, 2 threads: GSL 3.11 ms, this 0.27 ms (1 thread: 6.15
+**   vs 0.51 ms); sl_fftconv_init (the spectra): GSL 1.18 ms, this 0.40 ms;
+**   LSSL H = 64, N = 64 warm convolution forward (make bench --only lssl):
+**   4.6 ms before, 0.5 ms now, PyTorch's rfft/irfft convolution 2.5-4.7 ms
+**   in the same runs. Tried: radix-8 breadth stages (one pass over the
+**   buffer fewer each way) measured the same as radix 4 (0.52 vs 0.50 ms on
+**   one thread), so the arithmetic, not L2, is the limit; kept radix 4.
 */
 #include "scan.h"
 
@@ -196,7 +220,11 @@ int sl_fftconv_init(sl_fftconv *p, int64_t n_filt, int64_t group, const double *
     if (group <= 0 || n_filt <= 0 || n_filt % group || T <= 0)
         return sl_err_set(err, SL_EINVAL, "fftconv: %lld filters in groups of %lld, %lld steps", (long long)n_filt,
                           (long long)group, (long long)T);
-    const sl_isa isa = sl_kernels_isa();
+    /* The widest ISA whose lane group (2 vw filters) is not much more than
+    ** the filters there are: padding lanes cost time and spectrum memory
+    ** (one filter in a 16-filter AVX-512 group would hold 16 spectra). */
+    sl_isa isa = sl_kernels_isa();
+    while (isa > SL_ISA_GENERIC && 2 * fc_vw[isa] > 2 * n_filt) isa--;
     const int vw = fc_vw[isa];
     const int64_t n = pow2_at_least(SL_MAX(2 * T - 1, 4)), ngrp = (n_filt + 2 * vw - 1) / (2 * vw);
     p->n_filt = n_filt;

@@ -94,7 +94,7 @@ void sl_lti_free_response(int64_t N, const double *A, int64_t L, const double *W
 ** (group = 1: filter f reads channel f; the LMU's memory has N filters per
 ** input channel). kernels/fftconv.c: complex FFTs of length nfft (the power
 ** of two >= max(2T - 1, 4)) vectorised across filters, two real filters per
-** complex lane. The plan holds the kernels' spectra for sequences up to T,
+** complex lane (12x GSL's real FFT at H = 64, T = 4096; see there). The plan holds the kernels' spectra for sequences up to T,
 ** laid out for the ISA in use at init (isa, vw lanes), and the twiddles,
 ** read-only; and the work buffers of one call, which a call takes when no
 ** other holds them (else it allocates its own): any number of threads may

@@ -146,7 +146,8 @@ static void test_fft_groups(void **state)
 ** each with an error of order eps log2(n) relative to max|y| (measured here:
 ** at most ~1e-15); 1e-12 of max|y| leaves a margin of a few hundred and still
 ** catches any wrong index, twiddle or lane (those give O(1) errors). Small
-** cases are also held against the direct sum. */
+** cases are also held against the direct sum. (A plan with fewer filters than
+** an ISA's lanes takes a narrower ISA, so F < 8 runs AVX2 or the baseline.) */
 static void test_fftconv_isas(void **state)
 {
     (void)state;
