@@ -6,7 +6,7 @@
 ** tasks are coarse, and a thread that loses its core to another process then
 ** does not hold the others at the barrier); each thread owns a small
 ** scratch buffer allocated once per call, never per step. The FFT convolution
-** splits (sequence, input channel) pairs the same way. Inner loops carry
+** is in kernels/fftconv.c. Inner loops carry
 ** `omp simd` (the Makefile's -O2 uses GCC's very-cheap vectoriser, which
 ** skips loops that need alias checks). OpenBLAS stays
 ** single-threaded (kernels/blas.c), so the GEMMs of the Krylov doubling may be
@@ -23,8 +23,6 @@
 
 #include "scan.h"
 
-#include <gsl/gsl_fft_halfcomplex.h>
-#include <gsl/gsl_fft_real.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -259,122 +257,6 @@ void sl_lti_free_response(int64_t N, const double *A, int64_t L, const double *W
             memcpy(z, z2, (size_t)N * sizeof *z);
         }
     }
-}
-
-/* ------------------------------------------------------------ FFT convolution */
-static int64_t pow2_at_least(int64_t n)
-{
-    int64_t p = 2;
-    while (p < n) p *= 2;
-    return p;
-}
-
-int sl_fftconv_init(sl_fftconv *p, int64_t n_filt, int64_t group, const double *K, int64_t ldk, int64_t T,
-                    sl_err *err)
-{
-    memset(p, 0, sizeof *p);
-    if (group <= 0 || n_filt % group) return sl_err_set(err, SL_EINVAL, "fftconv: %lld filters in groups of %lld",
-                                                        (long long)n_filt, (long long)group);
-    p->n_filt = n_filt;
-    p->group = group;
-    p->T = T;
-    p->nfft = pow2_at_least(2 * T - 1);
-    const int64_t n = p->nfft;
-    p->spec = malloc((size_t)(n_filt * n + 1) * sizeof *p->spec);
-    p->wr = gsl_fft_real_wavetable_alloc((size_t)n);
-    p->wh = gsl_fft_halfcomplex_wavetable_alloc((size_t)n);
-    if (!p->spec || !p->wr || !p->wh) {
-        sl_fftconv_free(p);
-        return sl_err_set(err, SL_ENOMEM, "out of memory");
-    }
-    int failed = 0;
-#pragma omp parallel if (n_filt * n > 65536)
-    {
-        gsl_fft_real_workspace *ws = gsl_fft_real_workspace_alloc((size_t)n);
-        if (!ws) failed = 1;
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t f = 0; f < n_filt; f++) {
-            if (!ws) continue;
-            double *s = p->spec + f * n;
-            memcpy(s, K + f * ldk, (size_t)T * sizeof *s);
-            memset(s + T, 0, (size_t)(n - T) * sizeof *s);
-            gsl_fft_real_transform(s, 1, (size_t)n, p->wr, ws);
-        }
-        if (ws) gsl_fft_real_workspace_free(ws);
-    }
-    if (failed) {
-        sl_fftconv_free(p);
-        return sl_err_set(err, SL_ENOMEM, "out of memory");
-    }
-    return SL_OK;
-}
-
-void sl_fftconv_free(sl_fftconv *p)
-{
-    free(p->spec);
-    if (p->wr) gsl_fft_real_wavetable_free(p->wr);
-    if (p->wh) gsl_fft_halfcomplex_wavetable_free(p->wh);
-    memset(p, 0, sizeof *p);
-}
-
-int sl_fftconv_apply(const sl_fftconv *p, int64_t nb, int64_t T, const double *u, int64_t ldu, double *y,
-                     int64_t ldy, int accumulate, sl_err *err)
-{
-    if (T > p->T) return sl_err_set(err, SL_EINTERNAL, "fftconv planned for %lld steps, asked for %lld",
-                                    (long long)p->T, (long long)T);
-    if (T <= 0) return SL_OK;
-    const int64_t n = p->nfft, G = p->group, n_in = p->n_filt / G;
-    int failed = 0;
-#pragma omp parallel if (nb * n_in > 1 && (double)nb * (double)p->n_filt * (double)n > SL_SCAN_PAR_MIN)
-    {
-        double *ub = malloc((size_t)(2 * n) * sizeof *ub), *tb = ub ? ub + n : NULL;
-        gsl_fft_real_workspace *ws = gsl_fft_real_workspace_alloc((size_t)n);
-        if (!ub || !ws) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t q = 0; q < nb * n_in; q++) {
-            if (!ub || !ws) continue;
-            const int64_t b = q / n_in, g = q % n_in;
-            for (int64_t t = 0; t < T; t++) ub[t] = u[(b * T + t) * ldu + g];
-            memset(ub + T, 0, (size_t)(n - T) * sizeof *ub);
-            gsl_fft_real_transform(ub, 1, (size_t)n, p->wr, ws);
-            for (int64_t f = g * G; f < (g + 1) * G; f++) {
-                const double *s = p->spec + f * n;
-                /* Product in GSL's mixed-radix halfcomplex order:
-                ** [r0, (r1, i1), ..., (r_{n/2-1}, i_{n/2-1}), r_{n/2}]. */
-                tb[0] = ub[0] * s[0];
-                tb[n - 1] = ub[n - 1] * s[n - 1];
-                for (int64_t k = 1; k < n - 1; k += 2) {
-                    const double ar = ub[k], ai = ub[k + 1], br = s[k], bi = s[k + 1];
-                    tb[k] = ar * br - ai * bi;
-                    tb[k + 1] = ar * bi + ai * br;
-                }
-                gsl_fft_halfcomplex_inverse(tb, 1, (size_t)n, p->wh, ws);
-                double *yb = y + b * T * ldy + f;
-                if (accumulate)
-                    for (int64_t t = 0; t < T; t++) yb[t * ldy] += tb[t];
-                else
-                    for (int64_t t = 0; t < T; t++) yb[t * ldy] = tb[t];
-            }
-        }
-        free(ub);
-        if (ws) gsl_fft_real_workspace_free(ws);
-    }
-    return failed ? sl_err_set(err, SL_ENOMEM, "out of memory") : SL_OK;
-}
-
-void sl_conv_direct_ref(int64_t n_filt, int64_t group, const double *K, int64_t ldk, int64_t nb, int64_t T,
-                        const double *u, int64_t ldu, double *y, int64_t ldy)
-{
-    for (int64_t b = 0; b < nb; b++)
-        for (int64_t f = 0; f < n_filt; f++)
-            for (int64_t t = 0; t < T; t++) {
-                double s = 0.0;
-                for (int64_t k = 0; k <= t; k++) s += K[f * ldk + k] * u[(b * T + t - k) * ldu + f / group];
-                y[(b * T + t) * ldy + f] = s;
-            }
 }
 
 /* ------------------------------------------------------------ complex diagonal */

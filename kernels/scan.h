@@ -6,7 +6,7 @@
 **                       one N x N transition per channel (LSSL, the LMU memory);
 **   Krylov / kernel     the columns A^k b by repeated squaring (GEMMs), and from
 **                       them the convolution kernel K_k = c A^k b;
-**   FFT convolution     y = K * u per channel by GSL's mixed-radix real FFT, in double;
+**   FFT convolution     y = K * u per channel, in double (kernels/fftconv.c);
 **   complex-diagonal    x_t = lambda . x_{t-1} + b u_t (S4D, one input per channel)
 **                       and x_t = lambda . x_{t-1} + v_t (LRU, v = B u precomputed);
 **   selective scan      Mamba's h_t = exp(dt_t A) . h_{t-1} + dt_t B_t x_t,
@@ -92,13 +92,21 @@ void sl_lti_free_response(int64_t N, const double *A, int64_t L, const double *W
 /* Causal convolution of n_filt kernels with the input channels, in double:
 **   y[b, t, f] (+)= sum_{k <= t} K[f, k] u[b, t - k, f / group]
 ** (group = 1: filter f reads channel f; the LMU's memory has N filters per
-** input channel). The plan holds the kernels' spectra for sequences up to T
-** and GSL's mixed-radix wavetables (read-only, shared by the threads; each
-** thread has its own workspace); nfft is the power of two >= 2T - 1. */
+** input channel). kernels/fftconv.c: complex FFTs of length nfft (the power
+** of two >= max(2T - 1, 4)) vectorised across filters, two real filters per
+** complex lane (12x GSL's real FFT at H = 64, T = 4096; see there). The plan holds the kernels' spectra for sequences up to T,
+** laid out for the ISA in use at init (isa, vw lanes), and the twiddles,
+** read-only; and the work buffers of one call, which a call takes when no
+** other holds them (else it allocates its own): any number of threads may
+** apply one plan at once. */
 typedef struct sl_fftconv {
     int64_t n_filt, group, T, nfft;
-    double *spec;           /* [n_filt, nfft], GSL's mixed-radix halfcomplex order */
-    void   *wr, *wh;        /* gsl_fft_real_wavetable, gsl_fft_halfcomplex_wavetable */
+    int isa, vw;            /* sl_isa of the layout; doubles per vector */
+    int64_t lblock;         /* transform blocks of this many elements run in L1 */
+    int64_t tw_off[64];     /* offset in tw of the twiddles of span 2^s */
+    double *spec;           /* [ceil(n_filt / 2vw)][nfft / 2 + 1][4][vw] */
+    double *tw;             /* per radix-4 span L: [L / 4][w^j, w^2j, w^3j as (re, im)] */
+    struct sl_fftconv_ws *ws;   /* the threads' work buffers, kept for the next call (fftconv.c) */
 } sl_fftconv;
 
 /* K [n_filt, ldk] holds at least T taps per filter. */
@@ -109,6 +117,15 @@ void sl_fftconv_free(sl_fftconv *p);
 ** overwriting it. */
 int  sl_fftconv_apply(const sl_fftconv *p, int64_t nb, int64_t T, const double *u, int64_t ldu, double *y,
                       int64_t ldy, int accumulate, sl_err *err);
+/* The same plus the skip term: y[b, t, f] (+)= (K * u)[b, t, f] + d[f] u[b, t, f / group],
+** added in that order (d NULL: none), in the same pass as the store. */
+int  sl_fftconv_apply_skip(const sl_fftconv *p, int64_t nb, int64_t T, const double *u, int64_t ldu, double *y,
+                           int64_t ldy, int accumulate, const double *d, sl_err *err);
+/* The plain reference with the same contract and no plan: GSL's scalar
+** mixed-radix real FFT, one filter at a time (length the power of two
+** >= 2T - 1; the kernels' spectra computed in the call). */
+int  sl_fftconv_ref(int64_t n_filt, int64_t group, const double *K, int64_t ldk, int64_t nb, int64_t T,
+                    const double *u, int64_t ldu, double *y, int64_t ldy, int accumulate, sl_err *err);
 /* The plain O(T^2) sum, for the tests. */
 void sl_conv_direct_ref(int64_t n_filt, int64_t group, const double *K, int64_t ldk, int64_t nb, int64_t T,
                         const double *u, int64_t ldu, double *y, int64_t ldy);

@@ -163,10 +163,7 @@ static int lssl_conv(const sl_layer *L, int64_t nb, int64_t T, const double *u, 
     const sl_fftconv *plan;
     sl_ssm_kcache_lock(&s->kc);
     int rc = sl_ssm_kcache_plan(&s->kc, L, lssl_kernel, T, &plan, err);
-    if (!rc) rc = sl_fftconv_apply(plan, nb, T, u, H, y, H, 0, err);
-    if (!rc)
-        for (int64_t r = 0; r < nb * T; r++)
-            for (int64_t h = 0; h < H; h++) y[r * H + h] += s->Dd[h] * u[r * H + h];
+    if (!rc) rc = sl_fftconv_apply_skip(plan, nb, T, u, H, y, H, 0, s->Dd, err);   /* y = K * u + D u */
     if (!rc && carry) rc = lssl_carry_pieces(s, err);
     if (!rc && carry) {
         int failed = 0;

@@ -187,11 +187,9 @@ static int s4d_conv(const sl_layer *L, int64_t nb, int64_t T, const double *u, d
     const sl_fftconv *plan;
     sl_ssm_kcache_lock(&s->kc);
     int rc = sl_ssm_kcache_plan(&s->kc, L, s4d_kernel, T, &plan, err);
-    if (!rc) rc = sl_fftconv_apply(plan, nb, T, u, H, y, H, 0, err);
+    if (!rc) rc = sl_fftconv_apply_skip(plan, nb, T, u, H, y, H, 0, s->D, err);   /* y = K * u + D u */
     sl_ssm_kcache_unlock(&s->kc);
     if (rc) return rc;
-    for (int64_t r = 0; r < nb * T; r++)
-        for (int64_t h = 0; h < H; h++) y[r * H + h] += s->D[h] * u[r * H + h];
     if (!carry) return SL_OK;
     /* Diagonal: the free response of the start state and the final state are
     ** O(T M) per channel, computed directly. */

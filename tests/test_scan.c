@@ -1,7 +1,7 @@
 /*
 ** The state-space kernels (kernels/scan.c): every optimised scan against its
-** plain reference on odd shapes and T = 1; the FFT convolution against the
-** direct sum; the Krylov kernel and the block-carried final state and free
+** plain reference on odd shapes and T = 1; the vectorised FFT convolution
+** (kernels/fftconv.c) against GSL's and the direct sum on every ISA; the Krylov kernel and the block-carried final state and free
 ** response against the double recurrence; the vectorisable exp against libm.
 */
 #include "sl_test.h"
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "scan.h"
 #include "util.h"
 
@@ -134,6 +135,106 @@ static void test_fft_groups(void **state)
     sl_conv_direct_ref(F, G, K, Tp, nb, T, u, 2, y2, F);
     assert_all_close(y1, y2, (size_t)(nb * T * F), 1e-11, 1e-12);
     assert_int_equal(sl_fftconv_apply(&p, nb, Tp + 1, u, 2, y1, F, 0, &err), SL_EINTERNAL);
+    sl_fftconv_free(&p);
+    free(K); free(u); free(y1); free(y2);
+}
+
+/* The vectorised FFT convolution against GSL's (sl_fftconv_ref) on every ISA
+** the CPU has: filter counts that are not a multiple of the lane group,
+** group > 1, nb > 1, T = 1, T below the planned length, accumulate, odd
+** leading dimensions; with and without the fused skip term. Bound: both are FFT convolutions of length n <= 8192,
+** each with an error of order eps log2(n) relative to max|y| (measured here:
+** at most ~1e-15); 1e-12 of max|y| leaves a margin of a few hundred and still
+** catches any wrong index, twiddle or lane (those give O(1) errors). Small
+** cases are also held against the direct sum. (A plan with fewer filters than
+** an ISA's lanes takes a narrower ISA, so F < 8 runs AVX2 or the baseline.) */
+static void test_fftconv_isas(void **state)
+{
+    (void)state;
+    static const sl_isa isas[] = { SL_ISA_GENERIC, SL_ISA_AVX2, SL_ISA_AVX512 };
+    const struct { int64_t F, G, nb, T, Tp, ldu_pad, ldy_pad; int acc; } cases[] = {
+        { 1, 1, 1, 1, 1, 0, 0, 0 },      { 1, 1, 2, 1, 4, 1, 2, 1 },      { 3, 1, 2, 5, 7, 0, 1, 0 },
+        { 2, 1, 1, 2, 2, 0, 0, 0 },      { 2, 1, 1, 3, 3, 0, 0, 1 },      { 5, 1, 1, 9, 9, 2, 0, 0 },
+        { 16, 1, 1, 64, 64, 0, 0, 0 },   { 17, 1, 2, 33, 100, 3, 1, 1 },  { 6, 3, 3, 37, 64, 0, 0, 0 },
+        { 40, 8, 2, 50, 50, 1, 3, 1 },   { 33, 1, 1, 1000, 2048, 5, 0, 0 }, { 5, 5, 1, 300, 300, 0, 0, 1 },
+        { 20, 1, 3, 129, 129, 1, 1, 0 }, { 64, 1, 1, 4096, 4096, 0, 0, 0 },
+    };
+    uint64_t rng = 11;
+    double worst = 0.0;
+    for (size_t ik = 0; ik < SL_ARRAY_LEN(isas); ik++) {
+        if (sl_kernels_set_isa(isas[ik]) != SL_OK) continue;
+        for (size_t c = 0; c < SL_ARRAY_LEN(cases); c++) {
+            const int64_t F = cases[c].F, G = cases[c].G, nb = cases[c].nb, T = cases[c].T, Tp = cases[c].Tp;
+            const int64_t ldu = F / G + cases[c].ldu_pad, ldy = F + cases[c].ldy_pad, ldk = Tp + 1;
+            double *K = drand_(&rng, F * ldk, -1, 1), *u = drand_(&rng, nb * T * ldu, -1, 1);
+            double *y1 = drand_(&rng, nb * T * ldy, -1, 1), *y2 = malloc((size_t)(nb * T * ldy) * sizeof *y2);
+            memcpy(y2, y1, (size_t)(nb * T * ldy) * sizeof *y2);
+            sl_fftconv p;
+            sl_err err = { 0 };
+            assert_int_equal(sl_fftconv_init(&p, F, G, K, ldk, Tp, &err), SL_OK);
+            assert_int_equal(sl_fftconv_apply(&p, nb, T, u, ldu, y1, ldy, cases[c].acc, &err), SL_OK);
+            assert_int_equal(sl_fftconv_ref(F, G, K, ldk, nb, T, u, ldu, y2, ldy, cases[c].acc, &err), SL_OK);
+            double ymax = 0.0, dmax = 0.0;
+            for (int64_t i = 0; i < nb * T * ldy; i++) ymax = fmax(ymax, fabs(y2[i]));
+            for (int64_t i = 0; i < nb * T * ldy; i++) dmax = fmax(dmax, fabs(y1[i] - y2[i]));
+            fprintf(stderr, "fftconv %s F=%lld G=%lld nb=%lld T=%lld plan %lld: max|diff| / max|y| = %.2e\n",
+                    sl_kernels_isa_name(isas[ik]), (long long)F, (long long)G, (long long)nb, (long long)T,
+                    (long long)Tp, dmax / ymax);
+            worst = fmax(worst, dmax / ymax);
+            assert_all_close(y1, y2, (size_t)(nb * T * ldy), 0.0, 1e-12 * ymax);
+            if (T <= 300 && !cases[c].acc) {   /* and the direct sum, on the columns it writes */
+                double *y3 = malloc((size_t)(nb * T * ldy) * sizeof *y3);
+                memcpy(y3, y1, (size_t)(nb * T * ldy) * sizeof *y3);
+                sl_conv_direct_ref(F, G, K, ldk, nb, T, u, ldu, y3, ldy);
+                assert_all_close(y1, y3, (size_t)(nb * T * ldy), 0.0, 1e-12 * ymax);
+                free(y3);
+            }
+            /* The skip term fused into the store: y (+)= K * u + d[f] u[f / group]. */
+            double *d = drand_(&rng, F, -1, 1), *y4 = drand_(&rng, nb * T * ldy, -1, 1),
+                   *y5 = malloc((size_t)(nb * T * ldy) * sizeof *y5);
+            memcpy(y5, y4, (size_t)(nb * T * ldy) * sizeof *y5);
+            assert_int_equal(sl_fftconv_apply_skip(&p, nb, T, u, ldu, y4, ldy, cases[c].acc, d, &err), SL_OK);
+            assert_int_equal(sl_fftconv_ref(F, G, K, ldk, nb, T, u, ldu, y5, ldy, cases[c].acc, &err), SL_OK);
+            for (int64_t b = 0; b < nb; b++)
+                for (int64_t t = 0; t < T; t++)
+                    for (int64_t f = 0; f < F; f++) y5[(b * T + t) * ldy + f] += d[f] * u[(b * T + t) * ldu + f / G];
+            ymax = 0.0;
+            for (int64_t i = 0; i < nb * T * ldy; i++) ymax = fmax(ymax, fabs(y5[i]));
+            assert_all_close(y4, y5, (size_t)(nb * T * ldy), 0.0, 1e-12 * ymax);
+            sl_fftconv_free(&p);
+            free(K); free(u); free(y1); free(y2); free(d); free(y4); free(y5);
+        }
+    }
+    sl_kernels_set_isa(SL_ISA_AUTO);
+    fprintf(stderr, "fftconv worst over ISAs and shapes: %.2e of max|y|\n", worst);
+}
+
+/* One plan applied by several threads at once: one call takes the plan's
+** kept work buffers, the others allocate their own; each result equals the
+** same call made alone. */
+static void test_fftconv_shared_plan(void **state)
+{
+    (void)state;
+    uint64_t rng = 12;
+    const int64_t F = 20, T = 300, nb = 1, ncall = 6;
+    double *K = drand_(&rng, F * T, -1, 1), *u = drand_(&rng, ncall * T * F, -1, 1);
+    double *y1 = malloc((size_t)(ncall * T * F) * sizeof *y1), *y2 = malloc((size_t)(ncall * T * F) * sizeof *y2);
+    sl_fftconv p;
+    sl_err err = { 0 };
+    assert_int_equal(sl_fftconv_init(&p, F, 1, K, T, T, &err), SL_OK);
+    for (int64_t c = 0; c < ncall; c++)
+        assert_int_equal(sl_fftconv_apply(&p, nb, T, u + c * T * F, F, y1 + c * T * F, F, 0, &err), SL_OK);
+    int bad = 0;
+#pragma omp parallel for schedule(static, 1) num_threads(3)
+    for (int64_t c = 0; c < ncall; c++) {
+        sl_err e = { 0 };
+        if (sl_fftconv_apply(&p, nb, T, u + c * T * F, F, y2 + c * T * F, F, 0, &e) != SL_OK) {
+#pragma omp atomic write
+            bad = 1;
+        }
+    }
+    assert_int_equal(bad, 0);
+    for (int64_t i = 0; i < ncall * T * F; i++) assert_true(y1[i] == y2[i]);
     sl_fftconv_free(&p);
     free(K); free(u); free(y1); free(y2);
 }
@@ -264,6 +365,8 @@ int main(void)
         cmocka_unit_test(test_lti_scan),
         cmocka_unit_test(test_kernel_fft_recurrence),
         cmocka_unit_test(test_fft_groups),
+        cmocka_unit_test(test_fftconv_isas),
+        cmocka_unit_test(test_fftconv_shared_plan),
         cmocka_unit_test(test_block_carry),
         cmocka_unit_test(test_cdiag),
         cmocka_unit_test(test_selective),
