@@ -103,6 +103,28 @@ static inline void SFX(fc_store)(const SFX(fc_lanes) * ln, double *row, VD re, V
         if (ln->out[l] >= 0) row[ln->out[l]] = acc ? row[ln->out[l]] + t[l] : t[l];
 }
 
+/* Butterfly j of the first DIF radix-4 stage of span n = 4q when a2 = a3 = 0:
+** c0 = a0 + a1, c1 = (a0 - a1) w^2j, c2 = (a0 - i a1) w^j, c3 = (a0 + i a1) w^3j,
+** stored at rows j, j + q, j + 2q, j + 3q of buf. */
+static inline void SFX(fc_first_bfly)(double *buf, int64_t q, int64_t j, const double *tw, VD a0r, VD a0i, VD a1r,
+                                      VD a1i)
+{
+    const double *w = tw + 6 * j;
+    double *x0 = buf + 2 * VW * j, *x1 = x0 + 2 * VW * q, *x2 = x1 + 2 * VW * q, *x3 = x2 + 2 * VW * q;
+    SFX(fc_st)(x0, a0r + a1r);
+    SFX(fc_st)(x0 + VW, a0i + a1i);
+    VD r, i;
+    FC_CMUL(a0r - a1r, a0i - a1i, w[2], w[3], r, i);
+    SFX(fc_st)(x1, r);
+    SFX(fc_st)(x1 + VW, i);
+    FC_CMUL(a0r + a1i, a0i - a1r, w[0], w[1], r, i);
+    SFX(fc_st)(x2, r);
+    SFX(fc_st)(x2 + VW, i);
+    FC_CMUL(a0r - a1i, a0i + a1r, w[4], w[5], r, i);
+    SFX(fc_st)(x3, r);
+    SFX(fc_st)(x3 + VW, i);
+}
+
 /* ------------------------------------------------------------ forward (DIF) */
 /* The first decimation-in-frequency radix-4 stage (span n, q = n / 4) fused
 ** with the load: the sequence is zero from T on and T <= n / 2, so a2 = a3 = 0;
@@ -116,21 +138,7 @@ static void SFX(fc_dif_first)(double *buf, int64_t n, const double *tw, const SF
         VD a0r = zero, a0i = zero, a1r = zero, a1i = zero;
         if (j < T) SFX(fc_load)(ln, src + j * ld, &a0r, &a0i);
         if (j + q < T) SFX(fc_load)(ln, src + (j + q) * ld, &a1r, &a1i);
-        const double *w = tw + 6 * j;
-        double *x0 = buf + 2 * VW * j, *x1 = x0 + 2 * VW * q, *x2 = x1 + 2 * VW * q, *x3 = x2 + 2 * VW * q;
-        SFX(fc_st)(x0, a0r + a1r);
-        SFX(fc_st)(x0 + VW, a0i + a1i);
-        VD r, i;
-        /* c1 = (a0 - a1) w^2j, c2 = (a0 - i a1) w^j, c3 = (a0 + i a1) w^3j */
-        FC_CMUL(a0r - a1r, a0i - a1i, w[2], w[3], r, i);
-        SFX(fc_st)(x1, r);
-        SFX(fc_st)(x1 + VW, i);
-        FC_CMUL(a0r + a1i, a0i - a1r, w[0], w[1], r, i);
-        SFX(fc_st)(x2, r);
-        SFX(fc_st)(x2 + VW, i);
-        FC_CMUL(a0r - a1i, a0i + a1r, w[4], w[5], r, i);
-        SFX(fc_st)(x3, r);
-        SFX(fc_st)(x3 + VW, i);
+        SFX(fc_first_bfly)(buf, q, j, tw, a0r, a0i, a1r, a1i);
     }
 }
 
@@ -388,20 +396,7 @@ static void SFX(fc_spec)(const sl_fftconv *p, const double *K, int64_t ldk, int6
         }
         const VD a0r = SFX(fc_ldu)(a[0]), a0i = SFX(fc_ldu)(a[0] + VW), a1r = SFX(fc_ldu)(a[1]),
                  a1i = SFX(fc_ldu)(a[1] + VW);
-        const double *w = tw + 6 * j;
-        double *x0 = buf + 2 * VW * j, *x1 = x0 + 2 * VW * q, *x2 = x1 + 2 * VW * q, *x3 = x2 + 2 * VW * q;
-        SFX(fc_st)(x0, a0r + a1r);
-        SFX(fc_st)(x0 + VW, a0i + a1i);
-        VD r, i;
-        FC_CMUL(a0r - a1r, a0i - a1i, w[2], w[3], r, i);
-        SFX(fc_st)(x1, r);
-        SFX(fc_st)(x1 + VW, i);
-        FC_CMUL(a0r + a1i, a0i - a1r, w[0], w[1], r, i);
-        SFX(fc_st)(x2, r);
-        SFX(fc_st)(x2 + VW, i);
-        FC_CMUL(a0r - a1i, a0i + a1r, w[4], w[5], r, i);
-        SFX(fc_st)(x3, r);
-        SFX(fc_st)(x3 + VW, i);
+        SFX(fc_first_bfly)(buf, q, j, tw, a0r, a0i, a1r, a1i);
     }
     SFX(fc_dif_rest)(p, buf);
     const double s = 0.25 / (double)n;
