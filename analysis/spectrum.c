@@ -39,16 +39,21 @@ const char *sl_at_name(sl_at at)
 
 sl_at sl_spectrum_default_at(const sl_model *m)
 {
-    int lti = m->n_layers > 0;
+    int lti = m->n_layers > 0, a_const = lti;
     for (int l = 0; l < m->n_layers; l++) {
         const unsigned f = m->layers[l]->flags;
         /* Nonlinear layers: the origin (their Jacobian there). */
         if (!(f & SL_LAYER_LINEAR)) return SL_AT_ORIGIN;
         lti &= (f & SL_LAYER_LTI) != 0;
+        a_const &= (f & (SL_LAYER_LTI | SL_LAYER_A_CONST)) != 0;
     }
+    if (lti) return SL_AT_LTI;
+    /* A the same everywhere (B, C input-dependent): one point is the whole
+    ** spectrum, and random inputs would only repeat it. */
+    if (a_const) return SL_AT_ORIGIN;
     /* Selective layers at zero input are degenerate (a DeltaNet key of 0 leaves
     ** every eigenvalue at 1): their spectrum is a distribution over inputs. */
-    return lti ? SL_AT_LTI : SL_AT_RANDOM;
+    return SL_AT_RANDOM;
 }
 
 void sl_spectrum_free(sl_spectrum *s)

@@ -85,7 +85,8 @@ int  sl_spectrum_run(const sl_model *m, const sl_spectrum_opts *o, sl_spectrum *
 void sl_spectrum_free(sl_spectrum *s);
 
 /* The point setting used when the options say SL_AT_AUTO: origin when any
-** layer is nonlinear, lti when every layer is time-invariant, else random. */
+** layer is nonlinear, lti when every layer is time-invariant, origin when
+** every layer's A is the same at every point (SL_LAYER_A_CONST), else random. */
 sl_at sl_spectrum_default_at(const sl_model *m);
 
 /* tau = -1/ln|lambda| in steps: +inf for |lambda| = 1 (within 1e-12),

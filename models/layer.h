@@ -124,7 +124,9 @@ enum {
     SL_LAYER_LINEAR    = 1u << 1,  /* update is linear in the state (linsys is exact) */
     SL_LAYER_SELECTIVE = 1u << 2,  /* A_t, B_t depend on the input */
     SL_LAYER_MATRIX    = 1u << 3,  /* matrix-valued state per head */
-    SL_LAYER_CUDA      = 1u << 4   /* forward has a CUDA path (sl_fwd.device = SL_DEVICE_CUDA) */
+    SL_LAYER_CUDA      = 1u << 4,  /* forward has a CUDA path (sl_fwd.device = SL_DEVICE_CUDA) */
+    SL_LAYER_A_CONST   = 1u << 5   /* A is the same at every point though B, C may not be (RetNet's
+                                   ** decay, linear attention's identity): one point gives its spectrum */
 };
 
 struct sl_layer {

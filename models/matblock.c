@@ -1039,6 +1039,9 @@ int sl_mb_build_layers(sl_model *m, const char *kind, const sl_mb *mbs, int n_la
         L->n_state = im->nS;
         L->n_sys_in = L->n_sys_out = p->H * im->ds;
         L->flags = SL_LAYER_SELECTIVE | SL_LAYER_LINEAR | SL_LAYER_MATRIX | SL_LAYER_CUDA;
+        /* No gate: the state's decay (RetNet's gamma_h, 1 for linear attention), the
+        ** short convolutions' shift and the position counter do not depend on the input. */
+        if (p->kind == SL_MB_RETNET || p->kind == SL_MB_LINEAR_ATTN) L->flags |= SL_LAYER_A_CONST;
         int64_t shS[3] = { p->H, p->dk, im->ds };
         sl_layer_add_block(L, "S", 0, 3, shS);
         if (p->conv_k > 1) {

@@ -238,12 +238,62 @@ static void test_closed_forms(void **state)
     sl_model_free(m);
 }
 
+/* A of a layer flagged SL_LAYER_A_CONST: the same after a random prefix as
+** at the origin (state 0, input 0), entry for entry. */
+static void check_a_same_as_origin(const sl_layer *L, const sl_linsys *ls, void *ctx)
+{
+    (void)ctx;
+    double *c0 = calloc((size_t)L->n_carry + 1, sizeof *c0), *u0 = calloc((size_t)L->n_in + 1, sizeof *u0);
+    sl_linsys o;
+    sl_linsys_init(&o);
+    sl_err err = { 0 };
+    assert_int_equal(sl_layer_linsys(L, c0, u0, SL_LS_A, &o, &err), SL_OK);
+    const int64_t n = ls->A.rows;
+    assert_int_equal(o.A.rows, n);
+    double *D = malloc((size_t)(n * n) * sizeof *D), *D0 = malloc((size_t)(n * n) * sizeof *D0);
+    sl_op_to_dense(&ls->A, D);
+    sl_op_to_dense(&o.A, D0);
+    double worst = 0;
+    for (int64_t i = 0; i < n * n; i++) worst = fmax(worst, fabs(D[i] - D0[i]));
+    fprintf(stderr, "  layer %d (%s): A %lldx%lld, max |A(random) - A(origin)| = %.2g\n", L->index, L->kind,
+            (long long)n, (long long)n, worst);
+    assert_true(worst == 0.0);
+    free(D); free(D0); free(c0); free(u0);
+    sl_linsys_free(&o);
+}
+
+/* The default point of every family: the origin for nonlinear ones and for
+** those whose A does not depend on the point, lti for time-invariant ones,
+** random inputs for selective ones; and the A_CONST flag holds up. */
+static void test_default_point(void **state)
+{
+    (void)state;
+    static const struct { const char *family; sl_at at; } want[] = {
+        { "rnn", SL_AT_ORIGIN }, { "lstm", SL_AT_ORIGIN }, { "gru", SL_AT_ORIGIN },
+        { "lssl", SL_AT_LTI }, { "s4d", SL_AT_LTI }, { "lru", SL_AT_LTI }, { "lmu", SL_AT_LTI },
+        { "mamba", SL_AT_RANDOM }, { "linear_attn", SL_AT_ORIGIN }, { "retnet", SL_AT_ORIGIN },
+        { "gla", SL_AT_RANDOM }, { "delta_net", SL_AT_RANDOM }, { "gated_delta_net", SL_AT_RANDOM },
+        { "mlstm", SL_AT_RANDOM },
+    };
+    assert_int_equal(SL_ARRAY_LEN(want), SL_ARRAY_LEN(small));
+    uint64_t rng = 5;
+    for (size_t i = 0; i < SL_ARRAY_LEN(small); i++) {
+        assert_string_equal(want[i].family, small[i].family);
+        sl_model *m = make_model(small[i].family, small[i].config, 7 + i);
+        fprintf(stderr, "%s: default point %s\n", small[i].family, sl_at_name(sl_spectrum_default_at(m)));
+        assert_int_equal(sl_spectrum_default_at(m), want[i].at);
+        if (m->layers[0]->flags & SL_LAYER_A_CONST) at_random_point(m, &rng, check_a_same_as_origin, NULL);
+        sl_model_free(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_family_vs_lapack),
         cmocka_unit_test(test_legs_bilinear),
         cmocka_unit_test(test_closed_forms),
+        cmocka_unit_test(test_default_point),
     };
     return cmocka_run_group_tests_name("spectra", tests, NULL, NULL);
 }
