@@ -11,6 +11,7 @@
 #include "family.h"
 #include "model.h"
 #include "table.h"
+#include "train.h"
 
 static const char *role_name(int r)
 {
@@ -95,6 +96,14 @@ static int info_run(sl_cli *c, int argc, char **argv)
     sl_err err = { 0 };
     sl_model *m;
     if (sl_model_open(argv[optind], &m, &err)) return cli_fail(c, &err);
+    /* A model seqlab train wrote: its readout (role head) and input projection
+    ** (role embedding) are named by its seqlab.train metadata. A file whose
+    ** metadata does not match its tensors still gets listed, roles as found. */
+    if (json_object_get(m->metadata, "seqlab.train")) {
+        sl_readout ro;
+        sl_err ignored = { 0 };
+        (void)sl_readout_from_model(&ro, m, &ignored);
+    }
     if (fmt == SL_FMT_JSON) {
         print_json(m);
     } else if (fmt == SL_FMT_CSV) {
@@ -131,8 +140,9 @@ const sl_command sl_cmd_info = {
             "or model.safetensors.index.json with its shards).\n\n"
             "Prints the family (from seqlab.family, config.json's model_type, or inferred from tensor names\n"
             "where unambiguous), the config in effect, the recurrent core, every tensor with its dtype, shape\n"
-            "and role (core: used by the recurrent core; other: front ends, readouts, kept but unused), the\n"
-            "parameter counts and the SHA-256 of the file.\n\n"
+            "and role (core: used by the recurrent core; embedding and head: a trained model's input\n"
+            "projection and readout, applied by seqlab eval; other: front ends, readouts of other tools, kept\n"
+            "but unused), the parameter counts and the SHA-256 of the file.\n\n"
             "options:\n"
             "  -f, --format FMT   table (default), csv (one row per tensor), json (everything)\n",
 };

@@ -4,6 +4,7 @@
 ** or bad input.
 */
 #include <gsl/gsl_errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,10 @@ int main(int argc, char **argv)
 {
     /* GSL's default handler aborts; every GSL call's status is checked instead. */
     gsl_set_error_handler_off();
+    /* A reader that goes away (`seqlab spectrum ... | head`) must not kill the
+    ** process between storing a run's results and marking the run finished:
+    ** writes to the closed pipe fail with EPIPE instead, and the run ends. */
+    signal(SIGPIPE, SIG_IGN);
     sl_cli cli = { .cmd = NULL, .argc = argc, .argv = argv };
     if (argc < 2) {
         const sl_command *h = sl_cli_find("help");

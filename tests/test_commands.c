@@ -6,10 +6,13 @@
 #include "sl_test.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "safetensors.h"
 #include "util.h"
@@ -203,6 +206,39 @@ static void test_timescales_command(void **state)
     free(model); free(db); free(fig); free(fig2);
 }
 
+/* stdout closed by its reader (`seqlab spectrum ... | head`): the process is
+** not killed between storing the results and marking the run finished; the
+** run ends ok. The pipe's read end is closed before seqlab starts, and the
+** output (128 eigenvalue rows) is larger than stdio's buffer, so the first
+** write already meets the closed pipe. */
+static void test_closed_stdout(void **state)
+{
+    (void)state;
+    char *model = sl_test_path("pipe.bin"), *db = sl_test_path("pipe.db");
+    free(run("init --family lstm --input-size 3 --hidden-size 64 --seed 2 -o %s%s", model, "", 0));
+    const char *bin = getenv("SL_BIN") ? getenv("SL_BIN") : "build/seqlab";
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    close(p[0]);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGPIPE, SIG_DFL);
+        dup2(p[1], 1);
+        close(p[1]);
+        execl(bin, "seqlab", "spectrum", model, "--format", "csv", "--no-plot", "--db", db, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (WIFSIGNALED(st)) fprintf(stderr, "seqlab killed by signal %d\n", WTERMSIG(st));
+    assert_true(WIFEXITED(st));
+    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'ok' AND command = 'spectrum'"), 1);
+    assert_int_equal(query_int(db, "SELECT sum(multiplicity) FROM eigenvalues"), 128);
+    free(model); free(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_spectrum_trajectory_and_random),
         cmocka_unit_test(test_spectrum_bad_input),
         cmocka_unit_test(test_timescales_command),
+        cmocka_unit_test(test_closed_stdout),
     };
     return cmocka_run_group_tests_name("commands", tests, NULL, NULL);
 }

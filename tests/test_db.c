@@ -29,6 +29,7 @@
 
 static const char SHA_A[] = "aaaa1111aaaa1111aaaa1111aaaa1111aaaa1111aaaa1111aaaa1111aaaa1111";
 static const char SHA_B[] = "bbbb2222bbbb2222bbbb2222bbbb2222bbbb2222bbbb2222bbbb2222bbbb2222";
+static const char SHA_C[] = "cccc3333cccc3333cccc3333cccc3333cccc3333cccc3333cccc3333cccc3333";
 
 /* A fresh path in the test directory (file removed if present). */
 static char *fresh(const char *name)
@@ -682,6 +683,15 @@ static char *populated(const char *name)
     sl_db_metric(db, run, "spectral_radius", 10, 1.25, &err);
     assert_int_equal(sl_db_commit(db, &err), 0);
     assert_int_equal(sl_db_run_end(db, run, "loss diverged", &err), 0);
+    /* A finished LSTM training run with held-out accuracy every 100 steps. */
+    sl_run_spec tspec = { .command = "train", .model_sha256 = SHA_C, .model_path = "/models/c.bin",
+                          .model_family = "lstm", .has_seed = 1, .seed = 9 };
+    assert_int_equal(sl_db_run_begin(db, &tspec, &run, &err), 0);
+    assert_int_equal(sl_db_begin(db, &err), 0);
+    const double acc[] = { 0.61, 0.83, 0.995, 1.0, 1.0 };
+    for (int i = 0; i < 5; i++) sl_db_metric(db, run, "eval_accuracy", 100 * (i + 1), acc[i], &err);
+    assert_int_equal(sl_db_commit(db, &err), 0);
+    assert_int_equal(sl_db_run_end(db, run, NULL, &err), 0);
     sl_db_close(db);
     return path;
 }

@@ -549,6 +549,14 @@ static void test_train_eval_commands(void **state)
     assert_true(strncmp(out, "length,accuracy,accuracy_last,loss,targets\n10,", 46) == 0);
     assert_non_null(strstr(out, "\n40,"));
     free(out); free(errs);
+    /* seqlab info names the trainer's tensors' roles from the file alone. */
+    snprintf(args, sizeof args, "info %s --format csv", model);
+    rc = sl_test_cli(args, &out, &errs);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "encoder.weight,F32,\"[8,1]\",8,embedding\n"));
+    assert_non_null(strstr(out, "encoder.bias,F32,[8],8,embedding\n"));
+    assert_non_null(strstr(out, "readout.weight,F32,\"[2,8]\",16,head\n"));
+    free(out); free(errs);
     free(model); free(db);
 }
 
