@@ -8,6 +8,7 @@
 ** running parity, and bit-identical models from the same seed.
 */
 #include "sl_test.h"
+#include "grad_check.h"
 
 #include <gsl/gsl_rng.h>
 #include <jansson.h>
@@ -77,52 +78,6 @@ static sl_model *make_model(const case_spec *c, int64_t F, uint64_t seed, sl_rea
     return m;
 }
 
-/* Random inputs, targets and a random mask (never all zero). */
-static void make_data(const case_spec *c, int64_t B, int64_t T, int64_t F, uint64_t seed, float **u, float **tg,
-                      float **mk)
-{
-    const int64_t K = c->K;
-    *u = malloc((size_t)(B * T * F) * sizeof **u);
-    *tg = malloc((size_t)(B * T * K) * sizeof **tg);
-    *mk = malloc((size_t)(B * T * K) * sizeof **mk);
-    uint64_t s = seed;
-    for (int64_t i = 0; i < B * T * F; i++) (*u)[i] = (float)sl_test_uniform(&s, -1.5, 1.5);
-    for (int64_t i = 0; i < B * T * K; i++) {
-        (*tg)[i] = c->loss == SL_LOSS_MSE ? (float)sl_test_uniform(&s, -1, 1) : (float)(int)sl_test_uniform(&s, 0, (double)c->C);
-        (*mk)[i] = sl_test_uniform(&s, 0, 1) < 0.7 ? 1.0f : 0.0f;
-    }
-    (*mk)[0] = 1.0f;
-}
-
-static double loss_at(const sl_model *m, const sl_readout *ro, int64_t B, int64_t T, const float *u, const float *tg,
-                      const float *mk)
-{
-    sl_err err = { 0 };
-    double L = 0;
-    if (sl_loss_grad_f64(m, ro, B, T, u, tg, mk, NULL, &L, &err)) fprintf(stderr, "%s\n", err.msg);
-    return L;
-}
-
-/* Central difference with steps the float parameter can hold exactly, and
-** one Richardson extrapolation (h, h/2): error O(h^4). */
-static double fd(sl_model *m, const sl_readout *ro, float *p, int64_t B, int64_t T, const float *u, const float *tg,
-                 const float *mk)
-{
-    const float p0 = *p;
-    double d[2];
-    for (int r = 0; r < 2; r++) {
-        const double h = (r ? 0.5 : 1.0) * 2e-3 * fmax(1.0, fabs((double)p0));
-        float pp = (float)((double)p0 + h), pm = (float)((double)p0 - h);
-        *p = pp;
-        double fp = loss_at(m, ro, B, T, u, tg, mk);
-        *p = pm;
-        double fm = loss_at(m, ro, B, T, u, tg, mk);
-        d[r] = (fp - fm) / ((double)pp - (double)pm);
-    }
-    *p = p0;
-    return (4.0 * d[1] - d[0]) / 3.0;
-}
-
 /* ------------------------------------------------------------ gradients */
 static void test_grad_finite_differences(void **state)
 {
@@ -137,32 +92,13 @@ static void test_grad_finite_differences(void **state)
         sl_readout ro;
         sl_model *m = make_model(c, F, 100 + ci, &ro);
         float *u, *tg, *mk;
-        make_data(c, B, T, F, 200 + ci, &u, &tg, &mk);
-        sl_grads g;
-        sl_err err = { 0 };
-        assert_int_equal(sl_grads_init(&g, m->tensors, 0, 1, &err), SL_OK);
-        double L;
-        assert_int_equal(sl_loss_grad_f64(m, &ro, B, T, u, tg, mk, &g, &L, &err), SL_OK);
-        double worst = 0, gmax = 0;
-        size_t nparam = 0;
-        for (size_t i = 0; i < m->tensors->n; i++) {
-            sl_tensor *t = &m->tensors->t[i];
-            for (int64_t k = 0; k < t->numel; k++) {
-                double a = g.f64[i][k], b = fd(m, &ro, &t->data[k], B, T, u, tg, mk);
-                double rel = fabs(a - b) / fmax(fabs(b), 1e-4);
-                gmax = fmax(gmax, fabs(b));
-                if (rel > worst) worst = rel;
-                if (rel > 1e-6)
-                    fprintf(stderr, "%s: %s[%lld]: backward %.12g, finite differences %.12g (rel %.2g)\n", c->label,
-                            t->name, (long long)k, a, b, rel);
-                nparam++;
-            }
-        }
-        fprintf(stderr, "%-24s F=%-2lld loss %.6f, %zu parameters, max |grad| %.3g, worst relative error vs FD %.2e\n",
-                c->label, (long long)F, L, nparam, gmax, worst);
-        assert_true(worst <= 1e-6);
-        worst_all = fmax(worst_all, worst);
-        sl_grads_free(&g);
+        sl_test_train_data(B, T, F, c->K, c->C, c->loss, 200 + ci, &u, &tg, &mk);
+        char label[64];
+        snprintf(label, sizeof label, "%s, F=%lld", c->label, (long long)F);
+        sl_test_fd_result r;
+        sl_test_grad_vs_fd(m, &ro, B, T, u, tg, mk, 2e-3, 1e-6, label, &r);
+        assert_true(r.worst <= 1e-6);
+        worst_all = fmax(worst_all, r.worst);
         free(u); free(tg); free(mk);
         sl_model_free(m);
     }
@@ -180,15 +116,11 @@ static void test_grad_float_vs_double(void **state)
         sl_readout ro;
         sl_model *m = make_model(c, F, 300 + ci, &ro);
         float *u, *tg, *mk;
-        make_data(c, B, T, F, 400 + ci, &u, &tg, &mk);
+        sl_test_train_data(B, T, F, c->K, c->C, c->loss, 400 + ci, &u, &tg, &mk);
         sl_grads g;
-        sl_err err = { 0 };
-        assert_int_equal(sl_grads_init(&g, m->tensors, 1, 1, &err), SL_OK);
         double L64;
         sl_metrics mt;
-        assert_int_equal(sl_loss_grad_f64(m, &ro, B, T, u, tg, mk, &g, &L64, &err), SL_OK);
-        assert_int_equal(sl_loss_grad_f32(m, &ro, B, T, u, tg, mk, &g, &mt, &err), SL_OK);
-        assert_close(mt.loss, L64, 1e-5, 1e-7);
+        sl_test_grads_both(m, &ro, B, T, u, tg, mk, &g, &L64, &mt);
         double num = 0, den = 0, worst = 0;
         for (size_t i = 0; i < g.n; i++)
             for (int64_t k = 0; k < m->tensors->t[i].numel; k++) {
@@ -219,7 +151,7 @@ static void test_readout_threads(void **state)
     sl_readout ro;
     sl_model *m = make_model(&c, F, 7, &ro);
     float *u, *tg, *mk;
-    make_data(&c, B, T, F, 8, &u, &tg, &mk);
+    sl_test_train_data(B, T, F, c.K, c.C, c.loss, 8, &u, &tg, &mk);
     sl_grads g[3];
     sl_metrics mt[3];
     sl_err err = { 0 };
@@ -256,58 +188,7 @@ static void test_grad_vs_autograd(void **state)
 {
     (void)state;
     static const char *const names[] = { "rnn_tanh", "rnn_relu_mlp_mse", "leaky_rnn", "lstm", "gru_mlp" };
-    for (size_t f = 0; f < SL_ARRAY_LEN(names); f++) {
-        char mp[256], rp[256];
-        snprintf(mp, sizeof mp, "tests/fixtures/train/%s.model.safetensors", names[f]);
-        snprintf(rp, sizeof rp, "tests/fixtures/train/%s.ref.safetensors", names[f]);
-        sl_model *m = NULL;
-        sl_err err = { 0 };
-        if (sl_model_open(mp, &m, &err)) fprintf(stderr, "%s\n", err.msg);
-        assert_non_null(m);
-        sl_readout ro;
-        assert_int_equal(sl_readout_from_model(&ro, m, &err), SL_OK);
-        int64_t nu, nt;
-        float *u = sl_test_load_f32(rp, "u", &nu), *tg = sl_test_load_f32(rp, "target", &nt),
-              *mk = sl_test_load_f32(rp, "mask", NULL);
-        double *lref = sl_test_load_f64(rp, "loss", NULL);
-        const int64_t K = ro.K, T = 7, B = nt / (T * K);
-        assert_int_equal(nu, B * T * m->n_in);
-        sl_grads g;
-        assert_int_equal(sl_grads_init(&g, m->tensors, 1, 1, &err), SL_OK);
-        double L;
-        sl_metrics mt;
-        assert_int_equal(sl_loss_grad_f64(m, &ro, B, T, u, tg, mk, &g, &L, &err), SL_OK);
-        assert_int_equal(sl_loss_grad_f32(m, &ro, B, T, u, tg, mk, &g, &mt, &err), SL_OK);
-        assert_close(L, lref[0], 1e-12, 1e-14);
-        assert_close(mt.loss, lref[0], 1e-5, 1e-7);
-        double w64 = 0, w32 = 0;
-        for (size_t i = 0; i < m->tensors->n; i++) {
-            const sl_tensor *t = &m->tensors->t[i];
-            char gn[300];
-            snprintf(gn, sizeof gn, "grad.%s", t->name);
-            int64_t ng;
-            double *gref = sl_test_load_f64(rp, gn, &ng);
-            assert_int_equal(ng, t->numel);
-            double n64 = 0, n32 = 0, den = 0;
-            for (int64_t k = 0; k < ng; k++) {
-                n64 += (g.f64[i][k] - gref[k]) * (g.f64[i][k] - gref[k]);
-                n32 += (g.f32[i][k] - gref[k]) * (g.f32[i][k] - gref[k]);
-                den += gref[k] * gref[k];
-                assert_close(g.f64[i][k], gref[k], 1e-9, 1e-13);
-            }
-            den = fmax(sqrt(den), 1e-12);
-            w64 = fmax(w64, sqrt(n64) / den);
-            w32 = fmax(w32, sqrt(n32) / den);
-            free(gref);
-        }
-        fprintf(stderr, "%-18s vs torch.autograd: loss %.10f; worst tensor relative L2 error: double %.2e, float %.2e\n",
-                names[f], L, w64, w32);
-        assert_true(w64 < 1e-10);
-        assert_true(w32 < 1e-5);
-        sl_grads_free(&g);
-        free(u); free(tg); free(mk); free(lref);
-        sl_model_free(m);
-    }
+    for (size_t f = 0; f < SL_ARRAY_LEN(names); f++) sl_test_grad_vs_autograd(names[f], 7, 0, 1e-5);
 }
 
 /* ------------------------------------------------------------ optimiser */
@@ -460,17 +341,6 @@ static void test_tau_projection(void **state)
 }
 
 /* ------------------------------------------------------------ tasks */
-static sl_task *task_of(const char *name, const char *opts_json)
-{
-    sl_err err = { 0 };
-    json_t *o = opts_json ? json_loads(opts_json, 0, NULL) : NULL;
-    sl_task *t = NULL;
-    if (sl_task_new(name, o, &t, &err)) fprintf(stderr, "%s\n", err.msg);
-    json_decref(o);
-    assert_non_null(t);
-    return t;
-}
-
 static void batch_of(const sl_task *t, uint64_t seed, int64_t B, int64_t T, sl_batch *b)
 {
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
@@ -486,7 +356,7 @@ static void test_tasks_known_outputs(void **state)
     (void)state;
     sl_batch b = { 0 };
     /* Running parity. */
-    sl_task *t = task_of("parity", NULL);
+    sl_task *t = sl_test_task("parity", NULL);
     assert_int_equal(t->F, 1);
     assert_int_equal(t->K, 1);
     assert_int_equal(sl_task_length(t), 64);
@@ -506,7 +376,7 @@ static void test_tasks_known_outputs(void **state)
     assert_true(ones > 100 && ones < 220);   /* p = 1/2 over 320 bits */
     sl_task_free(t);
     /* N-parity with heads N = 2..4 (and a one-hot encoding). */
-    t = task_of("parity", "{\"n\": 4, \"n_min\": 2, \"encoding\": \"onehot\"}");
+    t = sl_test_task("parity", "{\"n\": 4, \"n_min\": 2, \"encoding\": \"onehot\"}");
     assert_int_equal(t->F, 2);
     assert_int_equal(t->K, 3);
     assert_int_equal(sl_task_length(t), 12);   /* ceil(2.5 * 4) + 2 */
@@ -533,7 +403,7 @@ static void test_tasks_known_outputs(void **state)
     assert_int_equal(sl_task_set_n(t, 2, 4, 5, &err), SL_EINVAL);
     sl_task_free(t);
     /* N-DMS: u_t == u_{t-N+1}, from t = N-1. */
-    t = task_of("dms", "{\"n\": 3, \"last\": true}");
+    t = sl_test_task("dms", "{\"n\": 3, \"last\": true}");
     batch_of(t, 7, 16, 9, &b);
     for (int64_t s = 0; s < 16; s++)
         for (int64_t k = 0; k < 9; k++) {
@@ -542,7 +412,7 @@ static void test_tasks_known_outputs(void **state)
         }
     sl_task_free(t);
     /* Copy: the first K tokens come back at the last K steps, under markers. */
-    t = task_of("copy", "{\"vocab\": 5, \"tokens\": 3}");
+    t = sl_test_task("copy", "{\"vocab\": 5, \"tokens\": 3}");
     assert_int_equal(t->F, 7);
     assert_int_equal(t->C, 5);
     batch_of(t, 8, 3, 10, &b);
@@ -563,7 +433,7 @@ static void test_tasks_known_outputs(void **state)
         }
     sl_task_free(t);
     /* Selective copy: tokens in order wherever they are. */
-    t = task_of("selective_copy", "{\"vocab\": 4, \"tokens\": 4}");
+    t = sl_test_task("selective_copy", "{\"vocab\": 4, \"tokens\": 4}");
     batch_of(t, 9, 5, 20, &b);
     for (int64_t s = 0; s < 5; s++) {
         int tok[4], n = 0;
@@ -575,7 +445,7 @@ static void test_tasks_known_outputs(void **state)
     }
     sl_task_free(t);
     /* MQAR: each query's target is the value paired with its key. */
-    t = task_of("mqar", "{\"keys\": 6, \"values\": 5, \"pairs\": 3, \"queries\": 4}");
+    t = sl_test_task("mqar", "{\"keys\": 6, \"values\": 5, \"pairs\": 3, \"queries\": 4}");
     assert_int_equal(t->F, 12);
     batch_of(t, 10, 6, 16, &b);
     for (int64_t s = 0; s < 6; s++) {
@@ -601,7 +471,7 @@ static void test_tasks_known_outputs(void **state)
     }
     sl_task_free(t);
     /* Modular: running sum mod m. */
-    t = task_of("modular", "{\"m\": 7}");
+    t = sl_test_task("modular", "{\"m\": 7}");
     batch_of(t, 11, 4, 30, &b);
     for (int64_t s = 0; s < 4; s++) {
         int sum = 0;
@@ -614,7 +484,7 @@ static void test_tasks_known_outputs(void **state)
     }
     sl_task_free(t);
     /* Regular: the parity DFA agrees with parity; tomita4 rejects 000. */
-    t = task_of("regular", "{\"dfa\": \"0,1;1,0/1\"}");
+    t = sl_test_task("regular", "{\"dfa\": \"0,1;1,0/1\"}");
     batch_of(t, 12, 4, 25, &b);
     for (int64_t s = 0; s < 4; s++) {
         int x = 0;
@@ -624,7 +494,7 @@ static void test_tasks_known_outputs(void **state)
         }
     }
     sl_task_free(t);
-    t = task_of("regular", "{\"dfa\": \"tomita4\"}");
+    t = sl_test_task("regular", "{\"dfa\": \"tomita4\"}");
     batch_of(t, 13, 8, 25, &b);
     for (int64_t s = 0; s < 8; s++) {
         int run = 0, dead = 0;
@@ -642,7 +512,7 @@ static void test_tasks_known_outputs(void **state)
 static void test_tasks_seeds_and_errors(void **state)
 {
     (void)state;
-    sl_task *t = task_of("mqar", NULL);
+    sl_task *t = sl_test_task("mqar", NULL);
     sl_batch a = { 0 }, b = { 0 };
     batch_of(t, 42, 4, 0, &a);
     batch_of(t, 42, 4, 0, &b);
@@ -669,7 +539,7 @@ static void test_tasks_seeds_and_errors(void **state)
         json_decref(o);
     }
     /* A too-short length for copy is refused at batch time. */
-    t = task_of("copy", "{\"tokens\": 8}");
+    t = sl_test_task("copy", "{\"tokens\": 8}");
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     assert_int_equal(sl_task_batch(t, r, 2, 10, &a, &err), SL_EINVAL);
     gsl_rng_free(r);
@@ -740,7 +610,7 @@ static void test_lstm_learns_parity(void **state)
 {
     (void)state;
     sl_err err = { 0 };
-    sl_task *task = task_of("parity", "{\"length\": 32}");
+    sl_task *task = sl_test_task("parity", "{\"length\": 32}");
     json_t *fcfg = json_pack("{s:I}", "hidden_size", (json_int_t)16);
     json_t *rcfg = json_pack("{s:I, s:I, s:f, s:I, s:I, s:I}", "steps", (json_int_t)600, "batch", (json_int_t)32, "lr", 1e-2,
                              "seed", (json_int_t)3, "eval_every", (json_int_t)100, "eval_batch", (json_int_t)512);
@@ -781,7 +651,7 @@ static void test_curricula(void **state)
     const char *kinds[2] = { "single", "multi" };
     for (int k = 0; k < 2; k++) {
         sl_err err = { 0 };
-        sl_task *task = task_of("parity", "{\"n\": 2}");
+        sl_task *task = sl_test_task("parity", "{\"n\": 2}");
         json_t *fcfg = json_pack("{s:I}", "hidden_size", (json_int_t)24);
         json_t *rcfg = json_pack("{s:I, s:I, s:f, s:s, s:I, s:I, s:I, s:f}", "steps", (json_int_t)800, "batch",
                                  (json_int_t)64, "lr", 1e-2, "curriculum", kinds[k], "n_start", (json_int_t)2, "n_max",

@@ -18,6 +18,7 @@
 **     these families with the encoder; a small DeltaNet learns parity.
 */
 #include "sl_test.h"
+#include "grad_check.h"
 
 #include <gsl/gsl_rng.h>
 #include <jansson.h>
@@ -111,54 +112,6 @@ static sl_model *make_model(const mcase *c, int64_t F, uint64_t seed, sl_readout
     return m;
 }
 
-static void make_data(const mcase *c, int64_t B, int64_t T, int64_t F, uint64_t seed, float **u, float **tg, float **mk)
-{
-    const int64_t K = c->K;
-    *u = malloc((size_t)(B * T * F) * sizeof **u);
-    *tg = malloc((size_t)(B * T * K) * sizeof **tg);
-    *mk = malloc((size_t)(B * T * K) * sizeof **mk);
-    uint64_t s = seed;
-    for (int64_t i = 0; i < B * T * F; i++) (*u)[i] = (float)sl_test_uniform(&s, -1.5, 1.5);
-    for (int64_t i = 0; i < B * T * K; i++) {
-        (*tg)[i] = c->loss == SL_LOSS_MSE ? (float)sl_test_uniform(&s, -1, 1) : (float)(int)sl_test_uniform(&s, 0, (double)c->C);
-        (*mk)[i] = sl_test_uniform(&s, 0, 1) < 0.7 ? 1.0f : 0.0f;
-    }
-    (*mk)[0] = 1.0f;
-}
-
-static double loss_at(sl_model *m, const sl_readout *ro, int64_t B, int64_t T, const float *u, const float *tg,
-                      const float *mk)
-{
-    sl_err err = { 0 };
-    double L = 0;
-    /* The forward caches the concatenated conv weights: refresh them, as the
-    ** trainer does after every update. */
-    if (sl_model_params_changed(m, &err) || sl_loss_grad_f64(m, ro, B, T, u, tg, mk, NULL, &L, &err))
-        fprintf(stderr, "%s\n", err.msg);
-    return L;
-}
-
-/* Central difference (steps the float parameter holds exactly) with one
-** Richardson extrapolation: error O(h^4). */
-static double fd(sl_model *m, const sl_readout *ro, float *p, int64_t B, int64_t T, const float *u, const float *tg,
-                 const float *mk)
-{
-    const float p0 = *p;
-    double d[2];
-    for (int r = 0; r < 2; r++) {
-        const double h = (r ? 0.5 : 1.0) * 2e-4 * fmax(1.0, fabs((double)p0));
-        float pp = (float)((double)p0 + h), pm = (float)((double)p0 - h);
-        *p = pp;
-        double fp = loss_at(m, ro, B, T, u, tg, mk);
-        *p = pm;
-        double fm = loss_at(m, ro, B, T, u, tg, mk);
-        d[r] = (fp - fm) / ((double)pp - (double)pm);
-    }
-    *p = p0;
-    loss_at(m, ro, B, T, u, tg, mk);
-    return (4.0 * d[1] - d[0]) / 3.0;
-}
-
 /* ------------------------------------------------------------ whole models vs finite differences */
 static void test_model_grad_fd(void **state)
 {
@@ -170,37 +123,13 @@ static void test_model_grad_fd(void **state)
         sl_readout ro;
         sl_model *m = make_model(c, F, 100 + ci, &ro);
         float *u, *tg, *mk;
-        make_data(c, B, T, F, 200 + ci, &u, &tg, &mk);
-        sl_grads g;
-        sl_err err = { 0 };
-        assert_int_equal(sl_grads_init(&g, m->tensors, 0, 1, &err), SL_OK);
-        double L;
-        assert_int_equal(sl_loss_grad_f64(m, &ro, B, T, u, tg, mk, &g, &L, &err), SL_OK);
-        double worst = 0, gmax = 0;
-        size_t np = 0;
-        for (size_t i = 0; i < m->tensors->n; i++) {
-            sl_tensor *t = &m->tensors->t[i];
-            double tmax = 0;
-            for (int64_t k = 0; k < t->numel; k++) {
-                const double a = g.f64[i][k], d = fd(m, &ro, &t->data[k], B, T, u, tg, mk);
-                const double rel = fabs(a - d) / fmax(fabs(d), 1e-4);
-                tmax = fmax(tmax, fabs(d));
-                if (rel > 1e-6)
-                    fprintf(stderr, "%s: %s[%lld]: backward %.12g, finite differences %.12g (rel %.2g)\n", c->label,
-                            t->name, (long long)k, a, d, rel);
-                worst = fmax(worst, rel);
-                np++;
-            }
-            /* Every tensor takes part in the loss. */
-            if (tmax == 0) fprintf(stderr, "%s: %s has a zero gradient\n", c->label, t->name);
-            assert_true(tmax > 0);
-            gmax = fmax(gmax, tmax);
-        }
-        fprintf(stderr, "%-24s loss %.6f, %zu parameters, max |grad| %.3g, worst relative error vs FD %.2e\n", c->label,
-                L, np, gmax, worst);
-        assert_true(worst <= 1e-6);
-        worst_all = fmax(worst_all, worst);
-        sl_grads_free(&g);
+        sl_test_train_data(B, T, F, c->K, c->C, c->loss, 200 + ci, &u, &tg, &mk);
+        sl_test_fd_result r;
+        sl_test_grad_vs_fd(m, &ro, B, T, u, tg, mk, 2e-4, 1e-6, c->label, &r);
+        /* Every tensor takes part in the loss. */
+        assert_int_equal(r.zero_tensors, 0);
+        assert_true(r.worst <= 1e-6);
+        worst_all = fmax(worst_all, r.worst);
         free(u); free(tg); free(mk);
         sl_model_free(m);
     }
@@ -217,15 +146,11 @@ static void test_model_grad_float_vs_double(void **state)
         sl_readout ro;
         sl_model *m = make_model(c, F, 300 + ci, &ro);
         float *u, *tg, *mk;
-        make_data(c, B, T, F, 400 + ci, &u, &tg, &mk);
+        sl_test_train_data(B, T, F, c->K, c->C, c->loss, 400 + ci, &u, &tg, &mk);
         sl_grads g;
-        sl_err err = { 0 };
-        assert_int_equal(sl_grads_init(&g, m->tensors, 1, 1, &err), SL_OK);
         double L64;
         sl_metrics mt;
-        assert_int_equal(sl_loss_grad_f64(m, &ro, B, T, u, tg, mk, &g, &L64, &err), SL_OK);
-        assert_int_equal(sl_loss_grad_f32(m, &ro, B, T, u, tg, mk, &g, &mt, &err), SL_OK);
-        assert_close(mt.loss, L64, 1e-5, 1e-7);
+        sl_test_grads_both(m, &ro, B, T, u, tg, mk, &g, &L64, &mt);
         double num = 0, den = 0, wt = 0;
         for (size_t i = 0; i < g.n; i++) {
             double n1 = 0, d1 = 0;
@@ -503,73 +428,10 @@ static void test_grad_vs_autograd(void **state)
 {
     (void)state;
     static const char *const names[] = { "delta_net", "delta_net_neg_gate", "gla" };
-    for (size_t f = 0; f < SL_ARRAY_LEN(names); f++) {
-        char mp[256], rp[256];
-        snprintf(mp, sizeof mp, "tests/fixtures/train/%s.model.safetensors", names[f]);
-        snprintf(rp, sizeof rp, "tests/fixtures/train/%s.ref.safetensors", names[f]);
-        sl_model *m = NULL;
-        sl_err err = { 0 };
-        if (sl_model_open(mp, &m, &err)) fprintf(stderr, "%s\n", err.msg);
-        assert_non_null(m);
-        sl_readout ro;
-        assert_int_equal(sl_readout_from_model(&ro, m, &err), SL_OK);
-        assert_non_null(ro.we);
-        int64_t nu, nt;
-        float *u = sl_test_load_f32(rp, "u", &nu), *tg = sl_test_load_f32(rp, "target", &nt),
-              *mk = sl_test_load_f32(rp, "mask", NULL);
-        double *lref = sl_test_load_f64(rp, "loss", NULL);
-        const int64_t K = ro.K, T = 7, B = nt / (T * K);
-        assert_int_equal(nu, B * T * ro.n_feat);
-        sl_grads g;
-        assert_int_equal(sl_grads_init(&g, m->tensors, 1, 1, &err), SL_OK);
-        double L;
-        sl_metrics mt;
-        assert_int_equal(sl_loss_grad_f64(m, &ro, B, T, u, tg, mk, &g, &L, &err), SL_OK);
-        assert_int_equal(sl_loss_grad_f32(m, &ro, B, T, u, tg, mk, &g, &mt, &err), SL_OK);
-        assert_close(L, lref[0], 1e-12, 1e-14);
-        assert_close(mt.loss, lref[0], 1e-5, 1e-7);
-        double w64 = 0, w32 = 0;
-        for (size_t i = 0; i < m->tensors->n; i++) {
-            const sl_tensor *t = &m->tensors->t[i];
-            char gn[300];
-            snprintf(gn, sizeof gn, "grad.%s", t->name);
-            int64_t ng;
-            double *gref = sl_test_load_f64(rp, gn, &ng);
-            assert_int_equal(ng, t->numel);
-            double n64 = 0, n32 = 0, den = 0;
-            for (int64_t k = 0; k < ng; k++) {
-                n64 += (g.f64[i][k] - gref[k]) * (g.f64[i][k] - gref[k]);
-                n32 += (g.f32[i][k] - gref[k]) * (g.f32[i][k] - gref[k]);
-                den += gref[k] * gref[k];
-                assert_close(g.f64[i][k], gref[k], 1e-9, 1e-13);
-            }
-            den = fmax(sqrt(den), 1e-12);
-            w64 = fmax(w64, sqrt(n64) / den);
-            w32 = fmax(w32, sqrt(n32) / den);
-            free(gref);
-        }
-        fprintf(stderr, "%-20s vs torch.autograd: loss %.10f; worst tensor relative L2 error: double %.2e, float %.2e\n",
-                names[f], L, w64, w32);
-        assert_true(w64 < 1e-10);
-        assert_true(w32 < 1e-4);
-        sl_grads_free(&g);
-        free(u); free(tg); free(mk); free(lref);
-        sl_model_free(m);
-    }
+    for (size_t f = 0; f < SL_ARRAY_LEN(names); f++) sl_test_grad_vs_autograd(names[f], 7, 1, 1e-4);
 }
 
 /* ------------------------------------------------------------ the trainer */
-static sl_task *task_of(const char *name, const char *opts_json)
-{
-    sl_err err = { 0 };
-    json_t *o = opts_json ? json_loads(opts_json, 0, NULL) : NULL;
-    sl_task *t = NULL;
-    if (sl_task_new(name, o, &t, &err)) fprintf(stderr, "%s\n", err.msg);
-    json_decref(o);
-    assert_non_null(t);
-    return t;
-}
-
 static double eval_at(const sl_trainer *tr, sl_task *task, int64_t T, double *last)
 {
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
@@ -598,7 +460,7 @@ static void test_deltanet_parity(void **state)
     sl_set_threads(1);
     for (int neg = 1; neg >= 0; neg--) {
         sl_err err = { 0 };
-        sl_task *task = task_of("parity", "{\"length\": 16}");
+        sl_task *task = sl_test_task("parity", "{\"length\": 16}");
         json_t *fcfg = json_pack("{s:I, s:I, s:I, s:b}", "hidden_size", (json_int_t)16, "num_heads", (json_int_t)1,
                                  "intermediate_size", (json_int_t)16, "allow_neg_eigval", neg);
         json_t *rcfg = json_pack("{s:I, s:I, s:f, s:I, s:I, s:I, s:I}", "steps", (json_int_t)400, "batch",
@@ -660,7 +522,7 @@ static void test_train_commands(void **state)
 {
     (void)state;
     sl_err err = { 0 };
-    sl_task *task = task_of("parity", "{\"length\": 8}");
+    sl_task *task = sl_test_task("parity", "{\"length\": 8}");
     json_t *fcfg = json_pack("{s:I}", "hidden_size", (json_int_t)8), *rcfg = json_pack("{s:I}", "steps", (json_int_t)2);
     sl_train_opts o;
     assert_int_equal(sl_train_opts_from_json(rcfg, &o, &err), SL_OK);

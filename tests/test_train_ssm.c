@@ -10,6 +10,7 @@
 ** negative-eigenvalue parity result in miniature.
 */
 #include "sl_test.h"
+#include "grad_check.h"
 
 #include <gsl/gsl_rng.h>
 #include <jansson.h>
@@ -103,55 +104,6 @@ static sl_model *make_model(const case_spec *c, int64_t F, uint64_t seed, sl_rea
     return m;
 }
 
-/* Random inputs, targets and a random mask (never all zero). */
-static void make_data(const case_spec *c, int64_t B, int64_t T, int64_t F, uint64_t seed, float **u, float **tg,
-                      float **mk)
-{
-    const int64_t K = c->K;
-    *u = malloc((size_t)(B * T * F) * sizeof **u);
-    *tg = malloc((size_t)(B * T * K) * sizeof **tg);
-    *mk = malloc((size_t)(B * T * K) * sizeof **mk);
-    uint64_t s = seed;
-    for (int64_t i = 0; i < B * T * F; i++) (*u)[i] = (float)sl_test_uniform(&s, -1.5, 1.5);
-    for (int64_t i = 0; i < B * T * K; i++) {
-        (*tg)[i] = c->loss == SL_LOSS_MSE ? (float)sl_test_uniform(&s, -1, 1) : (float)(int)sl_test_uniform(&s, 0, (double)c->C);
-        (*mk)[i] = sl_test_uniform(&s, 0, 1) < 0.7 ? 1.0f : 0.0f;
-    }
-    (*mk)[0] = 1.0f;
-}
-
-/* The loss in double after the parameters changed (caches refreshed). */
-static double loss_at(sl_model *m, const sl_readout *ro, int64_t B, int64_t T, const float *u, const float *tg,
-                      const float *mk)
-{
-    sl_err err = { 0 };
-    double L = 0;
-    if (sl_model_params_changed(m, &err) || sl_loss_grad_f64(m, ro, B, T, u, tg, mk, NULL, &L, &err))
-        fprintf(stderr, "%s\n", err.msg);
-    return L;
-}
-
-/* Central difference with steps the float parameter can hold exactly, and
-** one Richardson extrapolation (h, h/2): error O(h^4). */
-static double fd(sl_model *m, const sl_readout *ro, float *p, int64_t B, int64_t T, const float *u, const float *tg,
-                 const float *mk)
-{
-    const float p0 = *p;
-    double d[2];
-    for (int r = 0; r < 2; r++) {
-        const double h = (r ? 0.5 : 1.0) * 1e-3 * fmax(1.0, fabs((double)p0));
-        float pp = (float)((double)p0 + h), pm = (float)((double)p0 - h);
-        *p = pp;
-        double fp = loss_at(m, ro, B, T, u, tg, mk);
-        *p = pm;
-        double fm = loss_at(m, ro, B, T, u, tg, mk);
-        d[r] = (fp - fm) / ((double)pp - (double)pm);
-    }
-    *p = p0;
-    loss_at(m, ro, B, T, u, tg, mk);
-    return (4.0 * d[1] - d[0]) / 3.0;
-}
-
 /* ------------------------------------------------------------ gradients */
 static void test_grad_finite_differences(void **state)
 {
@@ -166,32 +118,13 @@ static void test_grad_finite_differences(void **state)
         sl_readout ro;
         sl_model *m = make_model(c, F, 110 + ci, &ro);
         float *u, *tg, *mk;
-        make_data(c, B, T, F, 200 + ci, &u, &tg, &mk);
-        sl_grads g;
-        sl_err err = { 0 };
-        assert_int_equal(sl_grads_init(&g, m->tensors, 0, 1, &err), SL_OK);
-        double L;
-        assert_int_equal(sl_loss_grad_f64(m, &ro, B, T, u, tg, mk, &g, &L, &err), SL_OK);
-        double worst = 0, gmax = 0;
-        size_t nparam = 0;
-        for (size_t i = 0; i < m->tensors->n; i++) {
-            sl_tensor *t = &m->tensors->t[i];
-            for (int64_t k = 0; k < t->numel; k++) {
-                double a = g.f64[i][k], b = fd(m, &ro, &t->data[k], B, T, u, tg, mk);
-                double rel = fabs(a - b) / fmax(fabs(b), 1e-4);
-                gmax = fmax(gmax, fabs(b));
-                if (rel > worst) worst = rel;
-                if (rel > 1e-6)
-                    fprintf(stderr, "%s: %s[%lld]: backward %.12g, finite differences %.12g (rel %.2g)\n", c->label,
-                            t->name, (long long)k, a, b, rel);
-                nparam++;
-            }
-        }
-        fprintf(stderr, "%-26s F=%lld loss %.6f, %3zu parameters, max |grad| %.3g, worst relative error vs FD %.2e\n",
-                c->label, (long long)F, L, nparam, gmax, worst);
-        assert_true(worst <= 1e-6);
-        worst_all = fmax(worst_all, worst);
-        sl_grads_free(&g);
+        sl_test_train_data(B, T, F, c->K, c->C, c->loss, 200 + ci, &u, &tg, &mk);
+        char label[64];
+        snprintf(label, sizeof label, "%s, F=%lld", c->label, (long long)F);
+        sl_test_fd_result r;
+        sl_test_grad_vs_fd(m, &ro, B, T, u, tg, mk, 1e-3, 1e-6, label, &r);
+        assert_true(r.worst <= 1e-6);
+        worst_all = fmax(worst_all, r.worst);
         free(u); free(tg); free(mk);
         sl_model_free(m);
     }
@@ -209,15 +142,11 @@ static void test_grad_float_vs_double(void **state)
         sl_readout ro;
         sl_model *m = make_model(c, F, 300 + ci, &ro);
         float *u, *tg, *mk;
-        make_data(c, B, T, F, 400 + ci, &u, &tg, &mk);
+        sl_test_train_data(B, T, F, c->K, c->C, c->loss, 400 + ci, &u, &tg, &mk);
         sl_grads g;
-        sl_err err = { 0 };
-        assert_int_equal(sl_grads_init(&g, m->tensors, 1, 1, &err), SL_OK);
         double L64;
         sl_metrics mt;
-        assert_int_equal(sl_loss_grad_f64(m, &ro, B, T, u, tg, mk, &g, &L64, &err), SL_OK);
-        assert_int_equal(sl_loss_grad_f32(m, &ro, B, T, u, tg, mk, &g, &mt, &err), SL_OK);
-        assert_close(mt.loss, L64, 1e-5, 1e-7);
+        sl_test_grads_both(m, &ro, B, T, u, tg, mk, &g, &L64, &mt);
         double num = 0, den = 0, worst = 0, wt = 0;
         const char *wname = "";
         for (size_t i = 0; i < g.n; i++) {
@@ -397,76 +326,11 @@ static void test_grad_vs_autograd(void **state)
 {
     (void)state;
     static const char *const names[] = { "mamba_train", "mamba_neg_train", "lru_train", "s4d_train" };
-    for (size_t f = 0; f < SL_ARRAY_LEN(names); f++) {
-        char mp[256], rp[256];
-        snprintf(mp, sizeof mp, "tests/fixtures/train/%s.model.safetensors", names[f]);
-        snprintf(rp, sizeof rp, "tests/fixtures/train/%s.ref.safetensors", names[f]);
-        sl_model *m = NULL;
-        sl_err err = { 0 };
-        if (sl_model_open(mp, &m, &err)) fprintf(stderr, "%s\n", err.msg);
-        assert_non_null(m);
-        sl_readout ro;
-        assert_int_equal(sl_readout_from_model(&ro, m, &err), SL_OK);
-        assert_non_null(ro.we);
-        double *dims = sl_test_load_f64(rp, "dims", NULL);
-        const int64_t B = (int64_t)dims[0], T = (int64_t)dims[1], F = (int64_t)dims[2];
-        assert_int_equal(ro.n_feat, F);
-        assert_int_equal(ro.K, (int64_t)dims[3]);
-        int64_t nu;
-        float *u = sl_test_load_f32(rp, "u", &nu), *tg = sl_test_load_f32(rp, "target", NULL),
-              *mk = sl_test_load_f32(rp, "mask", NULL);
-        assert_int_equal(nu, B * T * F);
-        double *lref = sl_test_load_f64(rp, "loss", NULL);
-        sl_grads g;
-        assert_int_equal(sl_grads_init(&g, m->tensors, 1, 1, &err), SL_OK);
-        double L;
-        sl_metrics mt;
-        assert_int_equal(sl_loss_grad_f64(m, &ro, B, T, u, tg, mk, &g, &L, &err), SL_OK);
-        assert_int_equal(sl_loss_grad_f32(m, &ro, B, T, u, tg, mk, &g, &mt, &err), SL_OK);
-        assert_close(L, lref[0], 1e-12, 1e-14);
-        assert_close(mt.loss, lref[0], 1e-5, 1e-7);
-        double w64 = 0, w32 = 0;
-        for (size_t i = 0; i < m->tensors->n; i++) {
-            const sl_tensor *t = &m->tensors->t[i];
-            char gn[300];
-            snprintf(gn, sizeof gn, "grad.%s", t->name);
-            int64_t ng;
-            double *gref = sl_test_load_f64(rp, gn, &ng);
-            assert_int_equal(ng, t->numel);
-            double n64 = 0, n32 = 0, den = 0;
-            for (int64_t k = 0; k < ng; k++) {
-                n64 += (g.f64[i][k] - gref[k]) * (g.f64[i][k] - gref[k]);
-                n32 += (g.f32[i][k] - gref[k]) * (g.f32[i][k] - gref[k]);
-                den += gref[k] * gref[k];
-                assert_close(g.f64[i][k], gref[k], 1e-9, 1e-13);
-            }
-            den = fmax(sqrt(den), 1e-12);
-            w64 = fmax(w64, sqrt(n64) / den);
-            w32 = fmax(w32, sqrt(n32) / den);
-            free(gref);
-        }
-        fprintf(stderr, "%-16s vs torch.autograd: loss %.10f; worst tensor relative L2 error: double %.2e, float %.2e\n",
-                names[f], L, w64, w32);
-        assert_true(w64 < 1e-10);
-        assert_true(w32 < 1e-5);
-        sl_grads_free(&g);
-        free(u); free(tg); free(mk); free(lref); free(dims);
-        sl_model_free(m);
-    }
+    /* T = 0: B, T and F from the reference's dims. */
+    for (size_t f = 0; f < SL_ARRAY_LEN(names); f++) sl_test_grad_vs_autograd(names[f], 0, 1, 1e-5);
 }
 
 /* ------------------------------------------------------------ trainer */
-static sl_task *task_of(const char *name, const char *opts_json)
-{
-    sl_err err = { 0 };
-    json_t *o = opts_json ? json_loads(opts_json, 0, NULL) : NULL;
-    sl_task *t = NULL;
-    if (sl_task_new(name, o, &t, &err)) fprintf(stderr, "%s\n", err.msg);
-    json_decref(o);
-    assert_non_null(t);
-    return t;
-}
-
 /* The trainer gives families sized by d_model its input projection (and
 ** families that take input_size none); a few steps lower the loss. */
 static void test_trainer_input_projection(void **state)
@@ -480,7 +344,7 @@ static void test_trainer_input_projection(void **state)
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(fams); i++) {
         sl_err err = { 0 };
-        sl_task *task = task_of("parity", "{\"length\": 12}");
+        sl_task *task = sl_test_task("parity", "{\"length\": 12}");
         json_t *fcfg = json_loads(fams[i].cfg, 0, NULL);
         json_t *rcfg = json_pack("{s:I, s:I, s:f, s:I, s:I}", "steps", (json_int_t)60, "batch", (json_int_t)16, "lr", 1e-2,
                                  "seed", (json_int_t)5, "eval_every", (json_int_t)0);
@@ -571,7 +435,7 @@ static void test_mamba_parity_negative_eigenvalues(void **state)
     double acc[2][2];
     for (int e = 0; e < 2; e++) {
         sl_err err = { 0 };
-        sl_task *task = task_of("parity", "{\"length\": 16}");
+        sl_task *task = sl_test_task("parity", "{\"length\": 16}");
         json_t *fcfg = json_pack("{s:I, s:I, s:s}", "d_model", (json_int_t)16, "d_state", (json_int_t)4, "eig_range", ranges[e]);
         json_t *rcfg = json_pack("{s:I, s:I, s:f, s:I, s:I}", "steps", (json_int_t)600, "batch", (json_int_t)32, "lr", 3e-3,
                                  "seed", (json_int_t)2, "eval_every", (json_int_t)0);
