@@ -1310,3 +1310,218 @@ json_t *sl_trainer_metadata(const sl_trainer *tr, const json_t *train_cfg)
     json_decref(tc);
     return meta;
 }
+
+/* ------------------------------------------------------------ checkpoints */
+#define OPT_M "optim.m."
+#define OPT_V "optim.v."
+
+/* The MT19937 state GSL keeps (mt19937.c's mt_state_t): 624 words and the
+** position; restored states are checked against it before use. */
+#define MT_N 624
+typedef struct { unsigned long mt[MT_N]; int mti; } mt_state_layout;
+
+static char *rng_hex(const gsl_rng *r)
+{
+    const size_t n = gsl_rng_size(r);
+    const unsigned char *p = gsl_rng_state(r);
+    char *s = malloc(2 * n + 1);
+    if (!s) return NULL;
+    for (size_t i = 0; i < n; i++) snprintf(s + 2 * i, 3, "%02x", p[i]);
+    s[2 * n] = '\0';
+    return s;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+static int rng_from_hex(gsl_rng *r, const json_t *v, const char *what, sl_err *err)
+{
+    const size_t n = gsl_rng_size(r);
+    const char *s = json_string_value(v);
+    if (!s || strlen(s) != 2 * n || n != sizeof(mt_state_layout))
+        return sl_err_set(err, SL_EFORMAT, "seqlab.train_state: %s is not a %zu-byte mt19937 state", what, n);
+    unsigned char *buf = malloc(n);
+    if (!buf) return sl_err_set(err, SL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) { free(buf); return sl_err_set(err, SL_EFORMAT, "seqlab.train_state: %s is not hex", what); }
+        buf[i] = (unsigned char)(hi * 16 + lo);
+    }
+    mt_state_layout st;
+    memcpy(&st, buf, sizeof st);
+    if (st.mti < 0 || st.mti > MT_N) {
+        free(buf);
+        return sl_err_set(err, SL_EFORMAT, "seqlab.train_state: %s has position %d (outside 0..%d)", what, st.mti, MT_N);
+    }
+    memcpy(gsl_rng_state(r), buf, n);
+    free(buf);
+    return SL_OK;
+}
+
+int sl_trainer_save_checkpoint(const sl_trainer *tr, const char *path, const json_t *train_cfg,
+                               const char *const *freeze, const char *data_path, sl_err *err)
+{
+    int rc = SL_OK;
+    sl_tensors *ts = sl_tensors_new();
+    json_t *meta = sl_trainer_metadata(tr, train_cfg), *st = json_object(), *fz = json_array();
+    char *hx[3] = { rng_hex(tr->rng_batch), rng_hex(tr->rng_eval), rng_hex(tr->rng_noise) };
+    char *cs = json_dumps(tr->m->config, JSON_COMPACT | JSON_SORT_KEYS), *ss = NULL;
+    if (!ts || !meta || !st || !fz || !hx[0] || !hx[1] || !hx[2] || !cs) {
+        rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+        goto out;
+    }
+    const sl_tensors *p = tr->m->tensors;
+    for (size_t i = 0; i < p->n && !rc; i++)
+        rc = sl_tensors_add(ts, p->t[i].name, p->t[i].ndim, p->t[i].shape, p->t[i].data, NULL, err);
+    for (size_t i = 0; i < p->n && !rc; i++) {
+        if (!tr->opt.m[i]) continue;
+        char *nm = sl_strfmt(OPT_M "%s", p->t[i].name), *nv = sl_strfmt(OPT_V "%s", p->t[i].name);
+        if (!nm || !nv) rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+        if (!rc) rc = sl_tensors_add(ts, nm, p->t[i].ndim, p->t[i].shape, tr->opt.m[i], NULL, err);
+        if (!rc) rc = sl_tensors_add(ts, nv, p->t[i].ndim, p->t[i].shape, tr->opt.v[i], NULL, err);
+        free(nm);
+        free(nv);
+    }
+    if (rc) goto out;
+    for (const char *const *f = freeze; f && *f; f++) json_array_append_new(fz, json_string(*f));
+    json_object_set_new(st, "version", json_integer(1));
+    json_object_set_new(st, "step", json_integer(tr->step));
+    json_object_set_new(st, "adam_t", json_integer(tr->opt.t));
+    json_object_set_new(st, "n_cur", json_integer(tr->n_cur));
+    json_object_set_new(st, "rng", json_string(gsl_rng_name(tr->rng_batch)));
+    json_object_set_new(st, "rng_batch", json_string(hx[0]));
+    json_object_set_new(st, "rng_eval", json_string(hx[1]));
+    json_object_set_new(st, "rng_noise", json_string(hx[2]));
+    json_object_set(st, "freeze", fz);
+    json_object_set_new(st, "data", data_path ? json_string(data_path) : json_null());
+    ss = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!ss) { rc = sl_err_set(err, SL_ENOMEM, "out of memory"); goto out; }
+    json_object_set_new(meta, "seqlab.train_state", json_string(ss));
+    json_object_set_new(meta, "seqlab.family", json_string(tr->m->fam->name));
+    json_object_set_new(meta, "seqlab.config", json_string(cs));
+    rc = sl_tensors_save(ts, path, meta, err);
+out:
+    for (int i = 0; i < 3; i++) free(hx[i]);
+    free(cs);
+    free(ss);
+    json_decref(fz);
+    json_decref(st);
+    json_decref(meta);
+    sl_tensors_free(ts);
+    return rc;
+}
+
+int sl_checkpoint_state(const sl_model *ck, json_t **state, sl_err *err)
+{
+    *state = NULL;
+    const char *s = json_string_value(json_object_get(ck->metadata, "seqlab.train_state"));
+    if (!s)
+        return sl_err_set(err, SL_EFORMAT,
+                          "%s has no trainer state (seqlab.train_state): not a checkpoint of seqlab train "
+                          "--checkpoint-every (a final model or an older checkpoint cannot be resumed)",
+                          ck->path);
+    json_error_t je;
+    json_t *j = json_loads(s, JSON_REJECT_DUPLICATES, &je);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        return sl_err_set(err, SL_EFORMAT, "%s: seqlab.train_state is not a JSON object", ck->path);
+    }
+    if (json_integer_value(json_object_get(j, "version")) != 1 || !json_is_integer(json_object_get(j, "version"))) {
+        json_decref(j);
+        return sl_err_set(err, SL_EFORMAT, "%s: seqlab.train_state has an unknown version", ck->path);
+    }
+    *state = j;
+    return SL_OK;
+}
+
+static int ck_tensor(const sl_model *ck, const char *name, const sl_tensor *like, const sl_tensor **out, sl_err *err)
+{
+    const sl_tensor *t = sl_tensors_find(ck->tensors, name);
+    if (!t) return sl_err_set(err, SL_EFORMAT, "%s: checkpoint lacks tensor %s", ck->path, name);
+    int rc = sl_tensor_expect(t, name, like->ndim, like->shape, err);
+    if (rc) { sl_err_prefix(err, "%s", ck->path); return SL_EFORMAT; }
+    *out = t;
+    return SL_OK;
+}
+
+int sl_trainer_resume(sl_trainer *tr, const sl_model *ck, sl_err *err)
+{
+    json_t *st;
+    int rc = sl_checkpoint_state(ck, &st, err);
+    if (rc) return rc;
+    const json_t *js = json_object_get(st, "step"), *ja = json_object_get(st, "adam_t"), *jn = json_object_get(st, "n_cur");
+    const char *rn = json_string_value(json_object_get(st, "rng"));
+    if (!json_is_integer(js) || !json_is_integer(ja) || !json_is_integer(jn) || !rn) {
+        rc = sl_err_set(err, SL_EFORMAT, "%s: seqlab.train_state lacks step, adam_t, n_cur or rng", ck->path);
+        goto out;
+    }
+    const int64_t step = json_integer_value(js), adam_t = json_integer_value(ja), n_cur = json_integer_value(jn);
+    if (strcmp(rn, gsl_rng_name(tr->rng_batch))) {
+        rc = sl_err_set(err, SL_EFORMAT, "%s: generator %s, expected %s", ck->path, rn, gsl_rng_name(tr->rng_batch));
+        goto out;
+    }
+    if (step < 1 || adam_t < 0 || adam_t > step) {
+        rc = sl_err_set(err, SL_EFORMAT, "%s: seqlab.train_state has step %lld, adam_t %lld", ck->path, (long long)step,
+                        (long long)adam_t);
+        goto out;
+    }
+    if (step >= tr->o.steps) {
+        rc = sl_err_set(err, SL_EINVAL, "%s is at step %lld: --steps must be larger (is %lld)", ck->path, (long long)step,
+                        (long long)tr->o.steps);
+        goto out;
+    }
+    const sl_train_opts *o = &tr->o;
+    if (o->curriculum ? (n_cur < o->n_start || n_cur > o->n_max) : n_cur != 0) {
+        rc = sl_err_set(err, SL_EFORMAT, "%s: curriculum N %lld does not fit the options", ck->path, (long long)n_cur);
+        goto out;
+    }
+    /* Every tensor of the checkpoint is the model's or a moment of a trained one. */
+    const sl_tensors *p = tr->m->tensors;
+    size_t expected = p->n;
+    for (size_t i = 0; i < p->n; i++) expected += tr->opt.m[i] ? 2 : 0;
+    if (ck->tensors->n != expected) {
+        rc = sl_err_set(err, SL_EFORMAT, "%s: %zu tensors, expected %zu (the model's and the moments of its trained "
+                        "tensors; was it trained with other --freeze options?)", ck->path, ck->tensors->n, expected);
+        goto out;
+    }
+    for (size_t i = 0; i < p->n && !rc; i++) {
+        const sl_tensor *t;
+        if ((rc = ck_tensor(ck, p->t[i].name, &p->t[i], &t, err))) break;
+        memcpy(p->t[i].data, t->data, (size_t)t->numel * sizeof(float));
+        if (!tr->opt.m[i]) continue;
+        char *nm = sl_strfmt(OPT_M "%s", p->t[i].name), *nv = sl_strfmt(OPT_V "%s", p->t[i].name);
+        const sl_tensor *tm = NULL, *tv = NULL;
+        if (!nm || !nv) rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+        if (!rc) rc = ck_tensor(ck, nm, &p->t[i], &tm, err);
+        if (!rc) rc = ck_tensor(ck, nv, &p->t[i], &tv, err);
+        if (!rc) {
+            memcpy(tr->opt.m[i], tm->data, (size_t)tm->numel * sizeof(float));
+            memcpy(tr->opt.v[i], tv->data, (size_t)tv->numel * sizeof(float));
+        }
+        free(nm);
+        free(nv);
+    }
+    if (rc) goto out;
+    if ((rc = rng_from_hex(tr->rng_batch, json_object_get(st, "rng_batch"), "rng_batch", err)) ||
+        (rc = rng_from_hex(tr->rng_eval, json_object_get(st, "rng_eval"), "rng_eval", err)) ||
+        (rc = rng_from_hex(tr->rng_noise, json_object_get(st, "rng_noise"), "rng_noise", err))) {
+        sl_err_prefix(err, "%s", ck->path);
+        goto out;
+    }
+    if (o->curriculum && n_cur != tr->n_cur) {
+        tr->n_cur = n_cur;
+        rc = o->curriculum == SL_CURRICULUM_SINGLE ? sl_task_set_n(tr->task, n_cur, n_cur, n_cur, err)
+                                                   : sl_task_set_n(tr->task, o->n_start, o->n_max, n_cur, err);
+        if (rc) goto out;
+    }
+    tr->step = step;
+    tr->opt.t = adam_t;
+    rc = sl_model_params_changed(tr->m, err);
+out:
+    json_decref(st);
+    return rc;
+}

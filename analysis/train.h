@@ -243,4 +243,25 @@ int  sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err);
 ** classes/steps added). Caller decrefs. */
 json_t *sl_trainer_metadata(const sl_trainer *tr, const json_t *train_cfg);
 
+/* ------------------------------------------------------------ checkpoints */
+/* A resumable checkpoint: the model's tensors, AdamW's moments of every
+** trained tensor as F32 tensors optim.m.<name> and optim.v.<name> (role
+** SL_ROLE_OPTIM when opened: families and seqlab eval ignore them), and in
+** the metadata, besides sl_trainer_metadata's keys and seqlab.family/config,
+** seqlab.train_state: {"version": 1, "step", "adam_t", "n_cur", "rng": name,
+** "rng_batch", "rng_eval", "rng_noise" (the generators' raw states,
+** gsl_rng_state, in hex), "freeze": [suffixes], "data": path or null}.
+** freeze and data are recorded as given (data: the --data path, NULL with a
+** task). Written atomically. */
+int sl_trainer_save_checkpoint(const sl_trainer *tr, const char *path, const json_t *train_cfg,
+                               const char *const *freeze, const char *data_path, sl_err *err);
+/* seqlab.train_state of an opened checkpoint as a JSON object (new
+** reference), or SL_EFORMAT "... has no trainer state ..." when absent. */
+int sl_checkpoint_state(const sl_model *ck, json_t **state, sl_err *err);
+/* Continue tr (fresh from sl_trainer_new with the checkpoint's family, config,
+** task and options) from ck: parameters, moments, step, generators,
+** curriculum N. Every tensor and the state are checked (SL_EFORMAT). The step
+** must be below tr->o.steps (SL_EINVAL). */
+int sl_trainer_resume(sl_trainer *tr, const sl_model *ck, sl_err *err);
+
 #endif

@@ -19,6 +19,7 @@ static const char *role_name(int r)
     case SL_ROLE_CORE: return "core";
     case SL_ROLE_EMBED: return "embedding";
     case SL_ROLE_HEAD: return "head";
+    case SL_ROLE_OPTIM: return "optimizer";
     default: return "other";
     }
 }
@@ -141,8 +142,9 @@ const sl_command sl_cmd_info = {
             "Prints the family (from seqlab.family, config.json's model_type, or inferred from tensor names\n"
             "where unambiguous), the config in effect, the recurrent core, every tensor with its dtype, shape\n"
             "and role (core: used by the recurrent core; embedding and head: a trained model's input\n"
-            "projection and readout, applied by seqlab eval; other: front ends, readouts of other tools, kept\n"
-            "but unused), the parameter counts and the SHA-256 of the file.\n\n"
+            "projection and readout, applied by seqlab eval; optimizer: a training checkpoint's AdamW moments\n"
+            "optim.m.* and optim.v.*, not parameters, used only by seqlab train --resume; other: front ends,\n"
+            "readouts of other tools, kept but unused), the parameter counts and the SHA-256 of the file.\n\n"
             "options:\n"
             "  -f, --format FMT   table (default), csv (one row per tensor), json (everything)\n",
 };

@@ -33,13 +33,13 @@
 #include "util.h"
 
 enum { O_FAMILY = 1, O_TASK, O_DATA, O_OUT, O_SEED, O_CKPT, O_DB, O_THREADS, O_NOPLOT, O_FIGURE, O_DPI, O_QUIET,
-       O_FREEZE, O_LOG, O_HELP };
+       O_FREEZE, O_LOG, O_RESUME, O_HELP };
 
 #define MAX_FREEZE 16
 
 typedef struct train_ctx {
     const sl_cli *c;
-    const char *family, *task, *data, *out, *db, *figure;
+    const char *family, *task, *data, *out, *db, *figure, *resume;
     long long seed, ckpt, threads, log_every;
     double dpi;
     int no_plot, quiet, help;
@@ -71,6 +71,7 @@ static int on_fixed(void *vctx, int id, const char *val)
         x->freeze[x->nfreeze++] = val;
         return 0;
     case O_LOG: return cli_parse_int(c, "--log-every", val, 1, 1LL << 40, &x->log_every);
+    case O_RESUME: x->resume = val; return 0;
     case O_HELP: x->help = 1; return 0;
     }
     return 2;
@@ -206,7 +207,7 @@ static int train_run(sl_cli *c, int argc, char **argv)
         { "seed", 0, 1, O_SEED }, { "checkpoint-every", 0, 1, O_CKPT }, { "db", 0, 1, O_DB },
         { "threads", 't', 1, O_THREADS }, { "no-plot", 0, 0, O_NOPLOT }, { "figure", 0, 1, O_FIGURE },
         { "dpi", 0, 1, O_DPI }, { "quiet", 'q', 0, O_QUIET }, { "freeze", 0, 1, O_FREEZE },
-        { "log-every", 0, 1, O_LOG }, { "help", 'h', 0, O_HELP }, { 0, 0, 0, 0 },
+        { "log-every", 0, 1, O_LOG }, { "resume", 0, 1, O_RESUME }, { "help", 'h', 0, O_HELP }, { 0, 0, 0, 0 },
     };
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -216,9 +217,32 @@ static int train_run(sl_cli *c, int argc, char **argv)
         }
     train_ctx x = { .c = c, .dpi = 150, .log_every = 1 };
     const char *fam_name = cli_scan_opt(argc, argv, "family"), *task_name = cli_scan_opt(argc, argv, "task");
-    if (!fam_name) return cli_error(c, 2, "missing --family (one of: %s)", sl_family_names());
-    const sl_family *fam = sl_family_find(fam_name);
-    if (!fam) return cli_error(c, 2, "unknown family \"%s\" (known families: %s)", fam_name, sl_family_names());
+    /* --resume: family, task and training options come from the checkpoint. */
+    const char *resume = cli_scan_opt(argc, argv, "resume");
+    sl_model *ck = NULL;
+    json_t *ck_state = NULL, *ck_task = NULL;
+    const sl_family *fam;
+    if (resume) {
+        sl_err e0 = { 0 };
+        if (sl_model_open(resume, &ck, &e0)) return cli_fail(c, &e0);
+        if (sl_checkpoint_state(ck, &ck_state, &e0)) { sl_model_free(ck); return cli_fail(c, &e0); }
+        const char *ts = json_string_value(json_object_get(ck->metadata, "seqlab.task"));
+        if (json_is_null(json_object_get(ck_state, "data")) || !json_object_get(ck_state, "data")) {
+            ck_task = ts ? json_loads(ts, JSON_REJECT_DUPLICATES, NULL) : NULL;
+            task_name = json_string_value(json_object_get(ck_task, "task"));
+            if (!task_name || !sl_task_known(task_name)) {
+                json_decref(ck_task); json_decref(ck_state); sl_model_free(ck);
+                return cli_error(c, 2, "%s: seqlab.task does not name a known task", resume);
+            }
+        } else {
+            task_name = NULL;
+        }
+        fam = ck->fam;
+    } else {
+        if (!fam_name) return cli_error(c, 2, "missing --family (one of: %s)", sl_family_names());
+        fam = sl_family_find(fam_name);
+        if (!fam) return cli_error(c, 2, "unknown family \"%s\" (known families: %s)", fam_name, sl_family_names());
+    }
     if (task_name && !sl_task_known(task_name))
         return cli_error(c, 2, "unknown task \"%s\" (tasks: %s)", task_name, sl_task_names());
     json_t *fcfg = json_object(), *tcfg = json_object(), *rcfg = json_object();
@@ -245,22 +269,87 @@ static int train_run(sl_cli *c, int argc, char **argv)
     size_t nckpt = 0;
     char *fig_path = NULL;
     json_t *meta = NULL;
+    int64_t start = 0;
+    char ck_sha[65] = "";
+    const char *data_path = NULL;
     if (rc) goto out;
     if (!x.out) { rc = cli_error(c, 2, "missing -o FILE (where to write the model)"); goto out; }
-    if (!x.task == !x.data) { rc = cli_error(c, 2, "give --task T or --data FILE (one of them)"); goto out; }
+    if (resume) {
+        /* Only options that do not change the run may come with --resume. */
+        const char *bad = x.family ? "--family" : x.task ? "--task" : cli_scan_opt(argc, argv, "seed") ? "--seed"
+                        : x.nfreeze ? "--freeze" : NULL;
+        if (!bad && json_object_size(fcfg)) bad = "a model option";
+        if (!bad && json_object_size(tcfg)) bad = "a task option";
+        if (!bad && x.data && task_name) bad = "--data";
+        const char *k;
+        json_t *v;
+        json_object_foreach(rcfg, k, v) if (!bad && strcmp(k, "steps")) bad = "a training option other than --steps";
+        if (bad) {
+            rc = cli_error(c, 2, "--resume takes the family, model, task and training options from %s; %s would change "
+                           "the run (only --steps, -o, --threads, --db, --checkpoint-every, --log-every, --figure, "
+                           "--dpi, --no-plot, -q may be given)", resume, bad);
+            goto out;
+        }
+        json_t *tj = json_loads(json_string_value(json_object_get(ck->metadata, "seqlab.train")) ?
+                                json_string_value(json_object_get(ck->metadata, "seqlab.train")) : "null",
+                                JSON_REJECT_DUPLICATES, NULL);
+        if (!json_is_object(tj)) {
+            json_decref(tj);
+            rc = cli_error(c, 2, "%s: seqlab.train is missing or not a JSON object", resume);
+            goto out;
+        }
+        const char *drop[] = { "heads", "classes", "steps_done", "n_reached" };
+        for (size_t i = 0; i < SL_ARRAY_LEN(drop); i++) json_object_del(tj, drop[i]);
+        json_t *steps = json_object_get(rcfg, "steps");
+        if (steps) json_object_set(tj, "steps", steps);
+        json_decref(rcfg);
+        rcfg = tj;
+        json_decref(fcfg);
+        fcfg = json_deep_copy(ck->config);
+        json_object_del(fcfg, "input_size");
+        json_t *fz = json_object_get(ck_state, "freeze");
+        size_t i;
+        json_t *f;
+        json_array_foreach(fz, i, f) {
+            if (!json_is_string(f) || x.nfreeze >= MAX_FREEZE) {
+                rc = cli_error(c, 2, "%s: seqlab.train_state has a bad freeze list", resume);
+                goto out;
+            }
+            x.freeze[x.nfreeze++] = json_string_value(f);
+        }
+        if (!task_name && !x.data) x.data = json_string_value(json_object_get(ck_state, "data"));
+        if (!task_name && !x.data) { rc = cli_error(c, 2, "%s: seqlab.train_state names no data file", resume); goto out; }
+        if (sl_sha256_file(resume, ck_sha, &err)) { rc = cli_fail(c, &err); goto out; }
+        start = json_integer_value(json_object_get(ck_state, "step"));
+    } else if (!x.task == !x.data) {
+        rc = cli_error(c, 2, "give --task T or --data FILE (one of them)");
+        goto out;
+    }
     if (x.threads) cli_set_threads((int)x.threads);
-    if (x.task) {
+    if (resume && task_name) {
+        if (sl_task_from_config(ck_task, &task, &err)) { rc = cli_fail(c, &err); goto out; }
+    } else if (x.task) {
         if (sl_task_new(x.task, tcfg, &task, &err)) { rc = cli_fail(c, &err); goto out; }
     } else {
         if (sl_dataset_load(x.data, &data, &err)) { rc = cli_fail(c, &err); goto out; }
         have_data = 1;
+        data_path = x.data;
     }
-    json_object_set_new(rcfg, "seed", json_integer(x.seed));
+    if (!resume) json_object_set_new(rcfg, "seed", json_integer(x.seed));
     if (sl_train_opts_from_json(rcfg, &o, &err)) { rc = cli_fail(c, &err); goto out; }
+    if (resume) {
+        x.seed = (long long)o.seed;
+        if (start >= o.steps) {
+            rc = cli_error(c, 2, "%s is at step %lld: --steps must be larger (is %lld)", resume, (long long)start,
+                           (long long)o.steps);
+            goto out;
+        }
+    }
     int64_t seed64 = x.seed;
     if ((rc = cli_run_start(c, x.db, NULL, &seed64, &run))) goto out;
     started = 1;
     if ((work = sl_trainer_new(fam, fcfg, task, have_data ? &data : NULL, &o, x.freeze, &tr, &err))) goto done;
+    if (resume && (work = sl_trainer_resume(tr, ck, &err))) goto done;
     cv.step = malloc((size_t)o.steps * sizeof(double));
     cv.loss = malloc((size_t)o.steps * sizeof(double));
     cv.acc = malloc((size_t)o.steps * sizeof(double));
@@ -276,13 +365,13 @@ static int train_run(sl_cli *c, int argc, char **argv)
         work = sl_err_set(&err, SL_ENOMEM, "out of memory");
         goto done;
     }
-    if (o.curriculum) { cv.nstep[0] = 0; cv.nval[0] = (double)tr->n_cur; cv.nn = 1; }
+    if (o.curriculum) { cv.nstep[0] = (double)start; cv.nval[0] = (double)tr->n_cur; cv.nn = 1; }
     cli_progress p;
     cli_progress_start(&p, o.steps, x.quiet);
     const double t0 = sl_now();
     sl_train_step_info info = { 0 };
     double last_eval = NAN, last_eval_last = NAN;
-    for (int64_t s = 0; s < o.steps; s++) {
+    for (int64_t s = start; s < o.steps; s++) {
         if ((work = sl_trainer_step(tr, &info, &err))) break;
         cv.step[cv.n] = (double)info.step;
         cv.loss[cv.n] = info.loss;
@@ -304,10 +393,8 @@ static int train_run(sl_cli *c, int argc, char **argv)
         }
         if (x.ckpt && info.step % x.ckpt == 0 && info.step < o.steps) {
             char *cp = ckpt_path(x.out, info.step);
-            json_t *cm = cp ? sl_trainer_metadata(tr, rcfg) : NULL;
-            if (!cp || !cm) { free(cp); json_decref(cm); work = sl_err_set(&err, SL_ENOMEM, "out of memory"); break; }
-            work = sl_model_save(tr->m, cp, cm, &err);
-            json_decref(cm);
+            if (!cp) { work = sl_err_set(&err, SL_ENOMEM, "out of memory"); break; }
+            work = sl_trainer_save_checkpoint(tr, cp, rcfg, x.freeze, data_path, &err);
             if (work) { free(cp); break; }
             ckpts[nckpt++] = cp;
         }
@@ -316,7 +403,7 @@ static int train_run(sl_cli *c, int argc, char **argv)
         int k = snprintf(txt, sizeof txt, "loss %.4f acc %5.1f%%", info.loss, 100.0 * info.acc);
         if (isfinite(last_eval)) k += snprintf(txt + k, sizeof txt - (size_t)k, " eval %5.1f%%", 100.0 * last_eval);
         if (o.curriculum) k += snprintf(txt + k, sizeof txt - (size_t)k, " N=%lld", (long long)info.n);
-        snprintf(txt + k, sizeof txt - (size_t)k, " %.0f seq/s", el > 0 ? (double)info.step * (double)o.batch / el : 0.0);
+        snprintf(txt + k, sizeof txt - (size_t)k, " %.0f seq/s", el > 0 ? (double)(info.step - start) * (double)o.batch / el : 0.0);
         cli_progress_update(&p, info.step, txt);
     }
     cli_progress_end(&p);
@@ -351,6 +438,13 @@ static int train_run(sl_cli *c, int argc, char **argv)
     sl_db_param(db, id, "family", fam->name, &err);
     sl_db_param(db, id, "task", task ? task->name : "", &err);
     if (have_data) sl_db_param(db, id, "data", x.data, &err);
+    if (resume) {
+        char *abs = realpath(resume, NULL);
+        sl_db_param(db, id, "resumed_from", abs ? abs : resume, &err);
+        sl_db_param(db, id, "resumed_from_sha256", ck_sha, &err);
+        sl_db_paramf(db, id, "resumed_step", &err, "%lld", (long long)start);
+        free(abs);
+    }
     sl_db_param(db, id, "output", x.out, &err);
     sl_db_paramf(db, id, "threads", &err, "%d", sl_get_threads());
     if (isfinite(chance)) sl_db_paramf(db, id, "chance", &err, "%.17g", chance);
@@ -371,7 +465,8 @@ static int train_run(sl_cli *c, int argc, char **argv)
     }
     for (size_t i = 0; i < cv.nn; i++) sl_db_metric(db, id, "n", (int64_t)cv.nstep[i], cv.nval[i], &err);
     sl_db_metric(db, id, "seconds", 0, seconds, &err);
-    sl_db_metric(db, id, "sequences_per_second", 0, seconds > 0 ? (double)o.steps * (double)o.batch / seconds : NAN, &err);
+    sl_db_metric(db, id, "sequences_per_second", 0,
+                 seconds > 0 ? (double)(o.steps - start) * (double)o.batch / seconds : NAN, &err);
     sl_db_curve_n(db, id, "loss", cv.n, cv.step, cv.loss, &err);
     sl_db_curve_n(db, id, "accuracy", cv.n, cv.step, cv.acc, &err);
     sl_db_curve_n(db, id, "eval_loss", cv.ne, cv.estep, cv.eloss, &err);
@@ -383,10 +478,12 @@ static int train_run(sl_cli *c, int argc, char **argv)
     record_model(db, id, x.out, tr->m, &err);
     if ((work = sl_db_commit(db, &err))) goto done;
     printf("wrote %s: %s + %s readout (%lld head%s, %lld class%s); %lld steps of %lld sequences in %.1f s "
-           "(%.0f sequences/s)\n",
+           "(%.0f sequences/s)",
            x.out, tr->m->summary, tr->ro.kind == SL_READOUT_MLP ? "MLP" : "linear", (long long)tr->ro.K,
-           tr->ro.K == 1 ? "" : "s", (long long)tr->ro.C, tr->ro.C == 1 ? "" : "es", (long long)o.steps,
-           (long long)o.batch, seconds, seconds > 0 ? (double)o.steps * (double)o.batch / seconds : 0.0);
+           tr->ro.K == 1 ? "" : "s", (long long)tr->ro.C, tr->ro.C == 1 ? "" : "es", (long long)(o.steps - start),
+           (long long)o.batch, seconds, seconds > 0 ? (double)(o.steps - start) * (double)o.batch / seconds : 0.0);
+    if (resume) printf(", resumed from %s at step %lld", resume, (long long)start);
+    printf("\n");
     printf("final: loss %.6g, accuracy %.2f%% (training batch)", info.loss, 100.0 * info.acc);
     if (isfinite(last_eval))
         printf(", evaluation %.2f%% (every step), %.2f%% (last step)", 100.0 * last_eval, 100.0 * last_eval_last);
@@ -408,6 +505,9 @@ out:
     json_decref(fcfg);
     json_decref(tcfg);
     json_decref(rcfg);
+    json_decref(ck_task);
+    json_decref(ck_state);
+    sl_model_free(ck);
     return rc;
 }
 

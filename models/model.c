@@ -53,7 +53,13 @@ void sl_model_set_role(sl_model *m, const char *name, int role)
         if (strcmp(m->tensors->t[i].name, name) == 0) m->role[i] = (unsigned char)role;
 }
 
-int64_t sl_model_param_count(const sl_model *m) { return sl_tensors_numel(m->tensors); }
+int64_t sl_model_param_count(const sl_model *m)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < m->tensors->n; i++)
+        if (!m->role || m->role[i] != SL_ROLE_OPTIM) n += m->tensors->t[i].numel;
+    return n;
+}
 
 int64_t sl_model_core_param_count(const sl_model *m)
 {
@@ -254,6 +260,9 @@ static int finish(sl_model *m, json_t *hf_config, sl_err *err)
     ** head whatever the family; families leave those tensors alone. */
     for (size_t i = 0; i < m->tensors->n; i++)
         if (m->role[i] == SL_ROLE_OTHER && strncmp(m->tensors->t[i].name, "readout.", 8) == 0) m->role[i] = SL_ROLE_HEAD;
+    /* A training checkpoint's AdamW moments (optim.m.*, optim.v.*). */
+    for (size_t i = 0; i < m->tensors->n; i++)
+        if (m->role[i] == SL_ROLE_OTHER && strncmp(m->tensors->t[i].name, "optim.", 6) == 0) m->role[i] = SL_ROLE_OPTIM;
     return SL_OK;
 }
 

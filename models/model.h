@@ -24,7 +24,9 @@
 struct sl_family;
 
 /* Role of a tensor in the model. */
-enum { SL_ROLE_OTHER = 0, SL_ROLE_CORE = 1, SL_ROLE_EMBED = 2, SL_ROLE_HEAD = 3 };
+/* SL_ROLE_OPTIM: a training checkpoint's optimiser state (optim.*), not a
+** parameter (not counted by sl_model_param_count). */
+enum { SL_ROLE_OTHER = 0, SL_ROLE_CORE = 1, SL_ROLE_EMBED = 2, SL_ROLE_HEAD = 3, SL_ROLE_OPTIM = 4 };
 
 #define SL_MODEL_MAX_NOTES 8
 
@@ -60,7 +62,7 @@ int  sl_model_from_tensors(sl_tensors *ts, const char *family, json_t *config, s
 ** strings in extra_meta, may be NULL) to path atomically. */
 int  sl_model_save(const sl_model *m, const char *path, const json_t *extra_meta, sl_err *err);
 
-/* Number of parameters (elements of every tensor), and of the core alone. */
+/* Number of parameters (elements of every tensor but optimiser state), and of the core alone. */
 int64_t sl_model_param_count(const sl_model *m);
 int64_t sl_model_core_param_count(const sl_model *m);
 

@@ -52,6 +52,7 @@ sl_tensor *sl_tensors_find_suffix(const sl_tensors *ts, const char *suffix, int 
         size_t ln = strlen(nm);
         if (ln < ls || strcmp(nm + ln - ls, suffix) != 0) continue;
         if (ln > ls && nm[ln - ls - 1] != '.') continue;
+        if (strncmp(nm, "optim.", 6) == 0 && strncmp(suffix, "optim.", 6) != 0) continue;
         hit = &ts->t[i];
         c++;
     }

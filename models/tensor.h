@@ -46,7 +46,9 @@ int sl_tensors_add(sl_tensors *ts, const char *name, int ndim, const int64_t *sh
 /* Tensor by exact name, or NULL. */
 sl_tensor *sl_tensors_find(const sl_tensors *ts, const char *name);
 /* Tensor whose name ends with suffix (after a '.' or at the start): exactly one
-** match is returned; none or several give NULL (*count says how many). */
+** match is returned; none or several give NULL (*count says how many). A
+** training checkpoint's optimiser state (names starting "optim.") matches only
+** a suffix that itself starts with "optim.". */
 sl_tensor *sl_tensors_find_suffix(const sl_tensors *ts, const char *suffix, int *count);
 
 /* Load every entry of f (converted to float) into ts, in one new arena.
