@@ -2,6 +2,8 @@
 ** seqlab train --family F [model options] --task T [task options]
 **              [training options] --steps K --seed S -o model.bin
 **
+**        seqlab train --resume model.ckpt-<step>.bin [--steps K] -o model.bin
+**
 ** Trains a fresh model of family F with a readout on a synthetic task (or on
 ** a data file with --data) through analysis/train.h, and writes it
 ** atomically with seqlab.family, seqlab.config, seqlab.task and seqlab.train
@@ -11,6 +13,20 @@
 ** parameter, loss and accuracy per step as metrics and curves, evaluations,
 ** the curriculum's N, the figure, the checkpoints, and the written model as
 ** the run's model. Same seed and thread count: a bit-identical model file.
+**
+** Checkpoints are resumable (sl_trainer_save_checkpoint): they also hold the
+** AdamW moments (optim.m.* / optim.v.* tensors) and seqlab.train_state (step,
+** generator states, curriculum N, --freeze list, --data path). --resume opens
+** one, rebuilds the run from its metadata (family and seqlab.config, the task
+** from seqlab.task or the data file, seqlab.train less the keys the trainer
+** adds: heads, classes, steps_done, n_reached; the freeze list), builds the
+** trainer as a fresh run would and overwrites its state from the checkpoint
+** (sl_trainer_resume), then runs the same loop from step K+1. Only options
+** that leave the run unchanged are accepted with it (--steps, -o, --threads,
+** --db, --checkpoint-every, --log-every, --figure, --dpi, --no-plot, -q, and
+** --data for a checkpoint trained on a data file); anything else is refused
+** before the run starts. The final model carries no optimiser state (it is
+** what a fresh run writes, byte for byte), so only checkpoints resume.
 */
 #include <jansson.h>
 #include <math.h>
@@ -519,7 +535,8 @@ const sl_command sl_cmd_train = {
     .help =
         "usage: seqlab train --family F [model options] --task T [task options] [training options]\n"
         "                    [--steps K] [--seed S] -o model.bin\n"
-        "       seqlab train --family F [model options] --data data.safetensors [training options] -o model.bin\n\n"
+        "       seqlab train --family F [model options] --data data.safetensors [training options] -o model.bin\n"
+        "       seqlab train --resume model.ckpt-<step>.bin [--steps K] -o model.bin\n\n"
         "Trains a fresh model of family F (initialised as `seqlab init` does, input size = the task's\n"
         "features) plus a readout to the task's outputs, with exact gradients (backpropagation through\n"
         "time), AdamW, gradient clipping, warm-up and cosine decay, optional annealed gradient noise and\n"
@@ -547,7 +564,18 @@ const sl_command sl_cmd_train = {
         "  --seed S               seed of the initialisation, the batches and the noise (default 0)\n"
         "  -o, --output FILE      where to write the model (required)\n"
         "  --checkpoint-every K   also write the model every K steps as <output stem>.ckpt-<step><ext>\n"
-        "                         (model.bin -> model.ckpt-500.bin; parameters only, not the optimiser)\n"
+        "                         (model.bin -> model.ckpt-500.bin), resumable: with the AdamW moments as\n"
+        "                         optim.m.<name> / optim.v.<name> and seqlab.train_state (step, generator\n"
+        "                         states, curriculum N, frozen tensors, data file) in the metadata\n"
+        "  --resume CKPT          continue the run of a checkpoint to its --steps (or --steps K, larger than\n"
+        "                         the checkpoint's step; the cosine schedule then spans K). Family, model,\n"
+        "                         task and training options come from the checkpoint; only --steps, -o,\n"
+        "                         --threads, --db, --checkpoint-every, --log-every, --figure, --dpi,\n"
+        "                         --no-plot, -q (and --data for a data-file run) may be given, anything\n"
+        "                         else exits 2, as does a file without trainer state (a final model, an\n"
+        "                         older checkpoint). Same --threads: the same file as the uninterrupted\n"
+        "                         run. Recorded with params resumed_from, resumed_from_sha256,\n"
+        "                         resumed_step; metrics from the checkpoint's step + 1\n"
         "  --freeze NAME          do not train tensors whose name ends with NAME (e.g. tau); repeatable\n"
         "  --log-every K          record loss and accuracy metrics every K steps (default 1; the curves\n"
         "                         always hold every step)\n"
