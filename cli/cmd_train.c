@@ -366,17 +366,18 @@ static int train_run(sl_cli *c, int argc, char **argv)
     started = 1;
     if ((work = sl_trainer_new(fam, fcfg, task, have_data ? &data : NULL, &o, x.freeze, &tr, &err))) goto done;
     if (resume && (work = sl_trainer_resume(tr, ck, &err))) goto done;
-    cv.step = malloc((size_t)o.steps * sizeof(double));
-    cv.loss = malloc((size_t)o.steps * sizeof(double));
-    cv.acc = malloc((size_t)o.steps * sizeof(double));
-    size_t ecap = (size_t)(o.eval_every ? o.steps / o.eval_every : 0) + 2;
+    const int64_t todo = o.steps - start; /* steps this run does */
+    cv.step = malloc((size_t)todo * sizeof(double));
+    cv.loss = malloc((size_t)todo * sizeof(double));
+    cv.acc = malloc((size_t)todo * sizeof(double));
+    size_t ecap = (size_t)(o.eval_every ? todo / o.eval_every : 0) + 2;
     cv.estep = malloc(ecap * sizeof(double));
     cv.eloss = malloc(ecap * sizeof(double));
     cv.eacc = malloc(ecap * sizeof(double));
     cv.elast = malloc(ecap * sizeof(double));
     cv.nstep = malloc((ecap + 1) * sizeof(double));
     cv.nval = malloc((ecap + 1) * sizeof(double));
-    ckpts = calloc((size_t)(x.ckpt ? o.steps / x.ckpt : 0) + 1, sizeof *ckpts);
+    ckpts = calloc((size_t)(x.ckpt ? todo / x.ckpt : 0) + 1, sizeof *ckpts);
     if (!cv.step || !cv.loss || !cv.acc || !cv.estep || !cv.eloss || !cv.eacc || !cv.elast || !cv.nstep || !cv.nval || !ckpts) {
         work = sl_err_set(&err, SL_ENOMEM, "out of memory");
         goto done;
