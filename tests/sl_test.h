@@ -36,6 +36,14 @@ double sl_test_worst(const double *a, const double *b, size_t n, double rtol, do
 ** malloc'ed into *out / *err (either may be NULL to discard). Returns the exit
 ** status, or -1 if it could not run or was killed by a signal. */
 int sl_test_cli(const char *args, char **out, char **err);
+/* sl_test_cli that must exit 0 (its stderr is printed otherwise); *out as there. */
+void sl_test_cli_ok(const char *args, char **out);
+
+/* The first column of the first row of sql on the run store at db (opened
+** read-only): as an integer (-1 when there is no row), or as malloc'ed text
+** (NULL when there is no row or the value is NULL; the caller frees it). */
+int64_t sl_test_query_int(const char *db, const char *sql);
+char   *sl_test_query_text(const char *db, const char *sql);
 
 /* A fresh empty directory under $TMPDIR for this test process (created once,
 ** removed at exit). */

@@ -227,3 +227,47 @@ double sl_test_check_linsys(const sl_layer *L, const double *carry, const double
     sl_linsys_free(&ls);
     return worst;
 }
+
+/* ------------------------------------------------------------ run store queries */
+#include <sqlite3.h>
+
+#include "util.h"
+
+/* The first column of the first row, through a read-only connection; the
+** statement's error is printed (the caller's assertion then fails). */
+static sqlite3_stmt *first_row(const char *db, const char *sql, sqlite3 **h)
+{
+    assert_int_equal(sqlite3_open_v2(db, h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(*h, sql, -1, &st, NULL) != SQLITE_OK) fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(*h));
+    return st && sqlite3_step(st) == SQLITE_ROW ? st : (sqlite3_finalize(st), NULL);
+}
+
+int64_t sl_test_query_int(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st = first_row(db, sql, &h);
+    const int64_t v = st ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+char *sl_test_query_text(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st = first_row(db, sql, &h);
+    char *v = st && sqlite3_column_text(st, 0) ? sl_strdup((const char *)sqlite3_column_text(st, 0)) : NULL;
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+void sl_test_cli_ok(const char *args, char **out)
+{
+    char *err = NULL;
+    const int st = sl_test_cli(args, out, &err);
+    if (st != 0) fprintf(stderr, "seqlab %s -> %d\n%s\n", args, st, err ? err : "");
+    assert_int_equal(st, 0);
+    free(err);
+}

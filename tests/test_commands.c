@@ -28,18 +28,6 @@ static char *run(const char *fmt, const char *a, const char *b, int want)
     return out;
 }
 
-static int64_t query_int(const char *db, const char *sql)
-{
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(h));
-    int64_t v = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
-}
 
 static int file_exists(const char *p)
 {
@@ -62,12 +50,12 @@ static void test_spectrum_lstm(void **state)
     assert_int_equal(lines, 1 + 2 * 12);
     free(out);
     assert_true(file_exists(fig));
-    assert_int_equal(query_int(db, "SELECT count(*) FROM eigenvalues"), 24);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'ok' AND command = 'spectrum'"), 1);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM artifacts WHERE media_type = 'image/png'"), 1);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM metrics WHERE key = 'l1.spectral_radius' AND value > 0"), 1);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM eigenvalues"), 24);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM runs WHERE status = 'ok' AND command = 'spectrum'"), 1);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM artifacts WHERE media_type = 'image/png'"), 1);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM metrics WHERE key = 'l1.spectral_radius' AND value > 0"), 1);
     /* The stored radius is the largest stored modulus. */
-    assert_int_equal(query_int(db, "SELECT abs((SELECT value FROM metrics WHERE key = 'spectral_radius') - "
+    assert_int_equal(sl_test_query_int(db, "SELECT abs((SELECT value FROM metrics WHERE key = 'spectral_radius') - "
                                    "(SELECT max(sqrt(modulus2)) FROM eigenvalues)) < 1e-12"), 1);
     /* JSON likewise: an array of 24 objects. */
     snprintf(args, sizeof args, "spectrum %s --format json --no-plot --db %s%%s%%s", model, db);
@@ -88,7 +76,7 @@ static void test_spectrum_lstm(void **state)
     char *svg = sl_test_path("again.svg");
     free(run(args, svg, "", 0));
     assert_true(file_exists(svg));
-    assert_int_equal(query_int(db, "SELECT count(*) FROM artifacts WHERE run_id = 1"), 3);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM artifacts WHERE run_id = 1"), 3);
     free(model); free(db); free(fig); free(fig2); free(svg);
 }
 
@@ -112,11 +100,11 @@ static void test_spectrum_trajectory_and_random(void **state)
     assert_int_equal(lines, 1 + 4 * 4);
     assert_non_null(strstr(out, "\n0,3,discrete,"));
     free(out);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM metrics WHERE key = 'l0.spectral_radius_at'"), 4);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM metrics WHERE key = 'l0.spectral_radius_at'"), 4);
     snprintf(args, sizeof args, "spectrum %s --at random --samples 5 --seed 2 --no-plot --db %s", model, db);
     free(run("%s%s", args, "", 0));
-    assert_int_equal(query_int(db, "SELECT count(DISTINCT point) FROM eigenvalues WHERE run_id = 2"), 5);
-    assert_int_equal(query_int(db, "SELECT seed FROM runs WHERE id = 2"), 2);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(DISTINCT point) FROM eigenvalues WHERE run_id = 2"), 5);
+    assert_int_equal(sl_test_query_int(db, "SELECT seed FROM runs WHERE id = 2"), 2);
     free(model); free(db); free(in);
 }
 
@@ -137,9 +125,9 @@ static void test_spectrum_bad_input(void **state)
     assert_int_equal(sl_test_cli(args, NULL, &errs), 2);
     assert_non_null(strstr(errs, "no layer 5"));
     free(errs);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'failed' AND error LIKE '%no layer 5%'"), 1);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM series"), 0);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM metrics"), 0);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM runs WHERE status = 'failed' AND error LIKE '%no layer 5%'"), 1);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM series"), 0);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM metrics"), 0);
     /* A malformed input tensor (wrong rank). */
     int64_t shp[1] = { 4 };
     float u[4] = { 0 };
@@ -165,8 +153,8 @@ static void test_spectrum_bad_input(void **state)
     assert_int_equal(sl_test_cli(args, NULL, &errs), 2);
     assert_non_null(strstr(errs, "weight_ih_l0 has a non-finite value"));
     free(errs);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'ok'"), 0);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM series"), 0);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM runs WHERE status = 'ok'"), 0);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM series"), 0);
     /* Usage errors. */
     snprintf(args, sizeof args, "spectrum %s --at sideways --db %s", model, db);
     assert_int_equal(sl_test_cli(args, NULL, &errs), 2);
@@ -191,10 +179,10 @@ static void test_timescales_command(void **state)
     assert_non_null(strstr(out, "\n0,4,6,"));
     free(out);
     assert_true(file_exists(fig));
-    assert_int_equal(query_int(db, "SELECT count(*) FROM timescales WHERE tau_single = 6"), 5);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM timescales WHERE status = 'fitted' AND tau_net > 1"), 5);
-    assert_int_equal(query_int(db, "SELECT count(DISTINCT name) FROM curves WHERE name LIKE 'acf/l0/u%'"), 5);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM eigenvalues"), 5);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM timescales WHERE tau_single = 6"), 5);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM timescales WHERE status = 'fitted' AND tau_net > 1"), 5);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(DISTINCT name) FROM curves WHERE name LIKE 'acf/l0/u%'"), 5);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM eigenvalues"), 5);
     char *fig2 = sl_test_path("ts2.svg");
     snprintf(args, sizeof args, "plot 1 --db %s -o %%s%%s", db);
     free(run(args, fig2, "", 0));
@@ -234,8 +222,8 @@ static void test_closed_stdout(void **state)
     assert_int_equal(waitpid(pid, &st, 0), pid);
     if (WIFSIGNALED(st)) fprintf(stderr, "seqlab killed by signal %d\n", WTERMSIG(st));
     assert_true(WIFEXITED(st));
-    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'ok' AND command = 'spectrum'"), 1);
-    assert_int_equal(query_int(db, "SELECT sum(multiplicity) FROM eigenvalues"), 128);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM runs WHERE status = 'ok' AND command = 'spectrum'"), 1);
+    assert_int_equal(sl_test_query_int(db, "SELECT sum(multiplicity) FROM eigenvalues"), 128);
     free(model); free(db);
 }
 

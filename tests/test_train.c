@@ -690,27 +690,7 @@ static void test_curricula(void **state)
 }
 
 /* ------------------------------------------------------------ the commands */
-static int64_t query_int(const char *db, const char *sql)
-{
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(h));
-    int64_t v = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
-}
 
-static void run_ok(const char *args, char **out)
-{
-    char *err = NULL;
-    int st = sl_test_cli(args, out, &err);
-    if (st != 0) fprintf(stderr, "seqlab %s -> %d\n%s\n", args, st, err ? err : "");
-    assert_int_equal(st, 0);
-    free(err);
-}
 
 /* Same seed and threads: a bit-identical model; another seed: another model. */
 static void test_train_deterministic(void **state)
@@ -723,11 +703,11 @@ static void test_train_deterministic(void **state)
                          "--steps 60 --batch 16 --lr 3e-3 --warmup 5 --grad-noise 0.01 --clip 0.5 --weight-decay 0.01 "
                          "--no-plot -t 2";
     snprintf(args, sizeof args, "%s --seed 5 -o %s --db %s", common, m1, db);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     snprintf(args, sizeof args, "%s --seed 5 -o %s --db %s", common, m2, db);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     snprintf(args, sizeof args, "%s --seed 6 -o %s --db %s", common, m3, db);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     char h1[65], h2[65], h3[65];
     sl_err err = { 0 };
     assert_int_equal(sl_sha256_file(m1, h1, &err), SL_OK);
@@ -737,7 +717,7 @@ static void test_train_deterministic(void **state)
     assert_string_equal(h1, h2);
     assert_string_not_equal(h1, h3);
     /* The runs point at their models; the same content is one models row. */
-    assert_int_equal(query_int(db, "SELECT count(DISTINCT model_id) FROM runs WHERE command = 'train'"), 2);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(DISTINCT model_id) FROM runs WHERE command = 'train'"), 2);
     free(m1); free(m2); free(m3); free(db);
 }
 
@@ -751,7 +731,7 @@ static void test_train_eval_commands(void **state)
              "train --family gru --hidden-size 16 --task modular --m 3 --length 12 --steps 40 --batch 8 --eval-every 20 "
              "--readout mlp --readout-hidden 8 --seed 1 --checkpoint-every 15 -o %s --db %s --figure %s -t 1",
              model, db, fig);
-    run_ok(args, &out);
+    sl_test_cli_ok(args, &out);
     assert_non_null(strstr(out, "gru, 1 layer, input 3, hidden 16 + MLP readout (1 head, 3 classes)"));
     free(out);
     /* Checkpoints at 15 and 30 beside the model. */
@@ -780,28 +760,28 @@ static void test_train_eval_commands(void **state)
     json_decref(tj);
     sl_model_free(m);
     /* The run: params, per-step metrics and curves, figure, checkpoints, model. */
-    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE command = 'train' AND status = 'ok' AND model_id IS NOT NULL"), 1);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM metrics WHERE key = 'loss'"), 40);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM metrics WHERE key = 'eval_accuracy'"), 2);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM curves WHERE name = 'accuracy'"), 40);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM params WHERE key IN ('lr', 'model.hidden_size', 'task.m', 'readout')"), 4);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM artifacts"), 3);
-    assert_int_equal(query_int(db, "SELECT value = 3 FROM params WHERE key = 'task.m'"), 1);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM runs WHERE command = 'train' AND status = 'ok' AND model_id IS NOT NULL"), 1);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM metrics WHERE key = 'loss'"), 40);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM metrics WHERE key = 'eval_accuracy'"), 2);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM curves WHERE name = 'accuracy'"), 40);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM params WHERE key IN ('lr', 'model.hidden_size', 'task.m', 'readout')"), 4);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM artifacts"), 3);
+    assert_int_equal(sl_test_query_int(db, "SELECT value = 3 FROM params WHERE key = 'task.m'"), 1);
     /* seqlab eval: one row per length, recorded by length. */
     snprintf(args, sizeof args, "eval %s --lengths 6,12,24 --batch 32 --format csv --db %s -o %s -t 1", model, db, efig);
-    run_ok(args, &out);
+    sl_test_cli_ok(args, &out);
     assert_true(strncmp(out, "length,accuracy,accuracy_last,loss,targets\n6,", 45) == 0);
     int lines = 0;
     for (char *p = out; *p; p++) lines += *p == '\n';
     assert_int_equal(lines, 4);
     free(out);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id "
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id "
                                    "WHERE r.command = 'eval' AND m.key = 'accuracy' AND m.step IN (6, 12, 24)"), 3);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM curves c JOIN runs r ON r.id = c.run_id "
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM curves c JOIN runs r ON r.id = c.run_id "
                                    "WHERE r.command = 'eval' AND c.name = 'accuracy_last'"), 3);
     /* seqlab plot re-renders both runs byte for byte. */
     snprintf(args, sizeof args, "plot 1 --db %s -o %s", db, again);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     char h1[65], h2[65];
     assert_int_equal(sl_sha256_file(fig, h1, &err), SL_OK);
     assert_int_equal(sl_sha256_file(again, h2, &err), SL_OK);
@@ -809,16 +789,16 @@ static void test_train_eval_commands(void **state)
     /* eval on a data file of the same task. */
     char *data = sl_test_path("mod.safetensors");
     snprintf(args, sizeof args, "data modular --m 3 --length 20 --batch 10 -o %s", data);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     snprintf(args, sizeof args, "eval %s --data %s --no-plot --db %s", model, data, db);
-    run_ok(args, &out);
+    sl_test_cli_ok(args, &out);
     assert_non_null(strstr(out, "    20"));
     free(out);
     /* Training on that data file. */
     char *m2 = sl_test_path("fromdata.bin");
     snprintf(args, sizeof args, "train --family lstm --hidden-size 8 --data %s --steps 5 --batch 4 --no-plot -o %s --db %s",
              data, m2, db);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     free(m2);
     free(data);
     free(model); free(db); free(fig); free(efig); free(again);

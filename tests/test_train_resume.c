@@ -24,40 +24,8 @@
 #include "train.h"
 #include "util.h"
 
-static int64_t query_int(const char *db, const char *sql)
-{
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(h));
-    int64_t v = -1;
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
-}
 
-static char *query_text(const char *db, const char *sql)
-{
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(h));
-    char *v = NULL;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) v = sl_strdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
-}
 
-static void run_ok(const char *args, char **out)
-{
-    char *err = NULL;
-    int st = sl_test_cli(args, out, &err);
-    if (st != 0) fprintf(stderr, "seqlab %s -> %d\n%s\n", args, st, err ? err : "");
-    assert_int_equal(st, 0);
-    free(err);
-}
 
 /* Exit status 2 and exactly one line on stderr (printed); returns that line. */
 static char *run_refused(const char *args)
@@ -122,9 +90,9 @@ static void straight_and_resumed(const char *opts, int K, const char *name, cons
     char *a = sl_test_path(an), *b = sl_test_path(bn), *ck = ckpt_of(a, K);
     snprintf(args, sizeof args, "train %s --steps %d --checkpoint-every %d --no-plot -q -t 2 -o %s --db %s", opts, 2 * K, K,
              a, db);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     snprintf(args, sizeof args, "train --resume %s --no-plot -q -t 2 -o %s --db %s", ck, b, db);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     assert_same_model(a, b);
     *ckpt_out = ck;
     *a_out = a;
@@ -185,29 +153,29 @@ static void test_resume_lstm_noise_curriculum(void **state)
                          K, "lstm", db, &ck, &a, &b);
     check_checkpoint(ck, K, "weight_hh_l0");
     /* The curriculum moved in both halves of the straight run (run 1). */
-    assert_true(query_int(db, "SELECT max(value) FROM metrics WHERE run_id = 1 AND key = 'n' AND step <= 40") > 2);
-    assert_true(query_int(db, "SELECT max(value) FROM metrics WHERE run_id = 1 AND key = 'n' AND step > 40") >
-                query_int(db, "SELECT max(value) FROM metrics WHERE run_id = 1 AND key = 'n' AND step <= 40"));
+    assert_true(sl_test_query_int(db, "SELECT max(value) FROM metrics WHERE run_id = 1 AND key = 'n' AND step <= 40") > 2);
+    assert_true(sl_test_query_int(db, "SELECT max(value) FROM metrics WHERE run_id = 1 AND key = 'n' AND step > 40") >
+                sl_test_query_int(db, "SELECT max(value) FROM metrics WHERE run_id = 1 AND key = 'n' AND step <= 40"));
     /* The resumed run (run 2): where it came from, metrics from K+1 to 2K. */
     char *abs = realpath(ck, NULL), sha[65];
     sl_err err = { 0 };
     assert_int_equal(sl_sha256_file(ck, sha, &err), SL_OK);
-    char *from = query_text(db, "SELECT value FROM params WHERE run_id = 2 AND key = 'resumed_from'");
-    char *fsha = query_text(db, "SELECT value FROM params WHERE run_id = 2 AND key = 'resumed_from_sha256'");
+    char *from = sl_test_query_text(db, "SELECT value FROM params WHERE run_id = 2 AND key = 'resumed_from'");
+    char *fsha = sl_test_query_text(db, "SELECT value FROM params WHERE run_id = 2 AND key = 'resumed_from_sha256'");
     assert_non_null(from);
     assert_non_null(fsha);
     assert_string_equal(from, abs);
     assert_string_equal(fsha, sha);
-    assert_int_equal(query_int(db, "SELECT value FROM params WHERE run_id = 2 AND key = 'resumed_step'"), K);
-    assert_int_equal(query_int(db, "SELECT min(step) FROM metrics WHERE run_id = 2 AND key = 'loss'"), K + 1);
-    assert_int_equal(query_int(db, "SELECT max(step) FROM metrics WHERE run_id = 2 AND key = 'loss'"), 2 * K);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM metrics WHERE run_id = 2 AND key = 'loss'"), K);
+    assert_int_equal(sl_test_query_int(db, "SELECT value FROM params WHERE run_id = 2 AND key = 'resumed_step'"), K);
+    assert_int_equal(sl_test_query_int(db, "SELECT min(step) FROM metrics WHERE run_id = 2 AND key = 'loss'"), K + 1);
+    assert_int_equal(sl_test_query_int(db, "SELECT max(step) FROM metrics WHERE run_id = 2 AND key = 'loss'"), 2 * K);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM metrics WHERE run_id = 2 AND key = 'loss'"), K);
     /* The same losses as the straight run's second half. */
-    assert_int_equal(query_int(db, "SELECT count(*) FROM metrics r JOIN metrics s ON s.run_id = 1 AND s.key = r.key "
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM metrics r JOIN metrics s ON s.run_id = 1 AND s.key = r.key "
                                    "AND s.step = r.step WHERE r.run_id = 2 AND r.key = 'loss' AND r.value = s.value"), K);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM params WHERE run_id = 2 AND key = 'curriculum' "
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM params WHERE run_id = 2 AND key = 'curriculum' "
                                    "AND value = 'multi'"), 1);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'ok'"), 2);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM runs WHERE status = 'ok'"), 2);
     free(from); free(fsha); free(abs);
     free(ck); free(a); free(b); free(db);
 }
@@ -240,14 +208,14 @@ static void test_resume_encoder_families(void **state)
         /* info lists the moments; eval and spectrum open the checkpoint. */
         char args[1024], *out = NULL;
         snprintf(args, sizeof args, "info %s --format csv", ck);
-        run_ok(args, &out);
+        sl_test_cli_ok(args, &out);
         assert_non_null(strstr(out, "optim.v.encoder.weight,F32,"));
         assert_non_null(strstr(out, ",optimizer\n"));
         free(out);
         snprintf(args, sizeof args, "eval %s --lengths 10 --batch 8 --no-plot --db %s", ck, db);
-        run_ok(args, NULL);
+        sl_test_cli_ok(args, NULL);
         snprintf(args, sizeof args, "spectrum %s --samples 4 --no-plot --db %s", ck, db);
-        run_ok(args, NULL);
+        sl_test_cli_ok(args, NULL);
         free(ck); free(a); free(b);
     }
     free(db);
@@ -297,7 +265,7 @@ static void test_resume_refusals(void **state)
     char args[2048];
     snprintf(args, sizeof args, "train --family gru --hidden-size 8 --task modular --m 3 --length 8 --steps 20 "
              "--checkpoint-every 10 --batch 4 --seed 2 --no-plot -q -o %s --db %s", a, db);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     const char *opts[] = {
         "--family lstm", "--family gru", "--hidden-size 16", "--task parity", "--m 4", "--lr 0.1", "--seed 3",
         "--freeze bias_hh_l0", "--steps 10", "--steps 5", "--batch 8", "--data x.st",
@@ -371,7 +339,7 @@ static void test_resume_refusals(void **state)
     free(help);
     /* And a good resume still works after all that. */
     snprintf(args, sizeof args, "train --resume %s --no-plot -q -o %s --db %s", ck, out, db);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     assert_same_model(a, out);
     free(db); free(a); free(ck); free(bad); free(out);
 }
@@ -385,11 +353,11 @@ static void test_resume_data_freeze_chain(void **state)
          *b = sl_test_path("gd-b.bin"), *c = sl_test_path("gd-c.bin"), *ck = ckpt_of(a, 8), *ckb = ckpt_of(b, 16);
     char args[2048];
     snprintf(args, sizeof args, "data modular --m 3 --length 10 --batch 20 --seed 2 -o %s", data);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     snprintf(args, sizeof args, "train --family gru --hidden-size 8 --data %s --steps 24 --batch 4 --eval-every 5 "
              "--grad-noise 0.02 --freeze bias_hh_l0 --checkpoint-every 8 --seed 9 --no-plot -q -t 2 -o %s --db %s",
              data, a, db);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     sl_model *m = NULL;
     sl_err err = { 0 };
     assert_int_equal(sl_model_open(ck, &m, &err), SL_OK);
@@ -403,14 +371,14 @@ static void test_resume_data_freeze_chain(void **state)
     sl_model_free(m);
     /* Resume at 8 (data path from the checkpoint), writing checkpoints at 16. */
     snprintf(args, sizeof args, "train --resume %s --checkpoint-every 8 --no-plot -q -t 2 -o %s --db %s", ck, b, db);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     assert_same_model(a, b);
     /* Resume that run's checkpoint at 16, the data file given again. */
     snprintf(args, sizeof args, "train --resume %s --data %s --no-plot -q -t 2 -o %s --db %s", ckb, data, c, db);
-    run_ok(args, NULL);
+    sl_test_cli_ok(args, NULL);
     assert_same_model(a, c);
-    assert_int_equal(query_int(db, "SELECT min(step) FROM metrics WHERE run_id = 3 AND key = 'loss'"), 17);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM params WHERE run_id = 3 AND key = 'freeze' "
+    assert_int_equal(sl_test_query_int(db, "SELECT min(step) FROM metrics WHERE run_id = 3 AND key = 'loss'"), 17);
+    assert_int_equal(sl_test_query_int(db, "SELECT count(*) FROM params WHERE run_id = 3 AND key = 'freeze' "
                                    "AND value = 'bias_hh_l0'"), 1);
     free(db); free(data); free(a); free(b); free(c); free(ck); free(ckb);
 }
