@@ -185,7 +185,7 @@ static int bench_train(const char *family, int64_t H, int64_t T, int64_t B, int6
     for (const sl_config_key *k = fam->keys; k && k->name; k++) by_dm |= !strcmp(k->name, "d_model");
     json_t *topts = json_pack("{s:I}", "length", (json_int_t)T),
            *fcfg = json_pack("{s:I}", by_dm ? "d_model" : "hidden_size", (json_int_t)H);
-    json_t *rcfg = json_pack("{s:I, s:I, s:f, s:f, s:s, s:I}", "steps", (json_int_t)(steps + 2), "batch", (json_int_t)B,
+    json_t *rcfg = json_pack("{s:I, s:I, s:f, s:f, s:s, s:I}", "steps", (json_int_t)(steps + 3), "batch", (json_int_t)B,
                              "lr", 1e-3, "clip", 1.0, "schedule", "constant", "eval_every", (json_int_t)0);
     sl_task *task = NULL;
     sl_train_opts o;
