@@ -109,7 +109,11 @@ static void gemm_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t
 {
     const int64_t tiles = ((M + MR - 1) / MR) * ((N + NR - 1) / NR);
     const int par = !omp_in_parallel() && (double)M * (double)N * (double)K >= 1e6;
-#pragma omp parallel if (par)
+    if (!par) {   /* no team of one: the fused LSTM backward calls this from its own threads, a chunk at a time */
+        gemm_tiles(M, N, K, A, am, ak, B, ldb, add, C, ldc, 0, tiles);
+        return;
+    }
+#pragma omp parallel
     {
         const int64_t th = omp_get_thread_num(), n = omp_get_num_threads();
         gemm_tiles(M, N, K, A, am, ak, B, ldb, add, C, ldc, tiles * th / n, tiles * (th + 1) / n);

@@ -18,11 +18,14 @@
 ** broadcast of A and NV weight loads per k. It serves both products:
 **   - the input projection of a chunk of Tc steps (A = x rows, K = in), stored
 **     with the bias into gx [B, Tc, G*Hp] in the packed column order, so the
-**     step reads its gate inputs contiguously;
+**     step reads its gate inputs contiguously; with few inputs (<= 8, not
+**     GRU) there is no projection: the step starts its accumulators at
+**     x_t W_ih + bias;
 **   - the recurrent step (A = h_{t-1} rows, K = H), whose accumulators hold all
-**     gates of UT units: the cell (sigmoid/tanh from vecmath.h, c and h update,
-**     leaky mixing) runs right on the registers and writes h, c, y and states
-**     once. h is double-buffered, so no thread reads a half-written h.
+**     gates of UT units; right after each block, the cell (sigmoid/tanh from
+**     vecmath.h, c and h update, leaky mixing) reads them from a small buffer
+**     (L1) and writes h, c, y and states once. h is double-buffered, so no
+**     thread reads a half-written h.
 ** For batch 1 that is a GEMV (MR = 1, two accumulator sets over even/odd k);
 ** for larger batches a register-blocked GEMM (MR up to 6 or 8).
 **
@@ -123,6 +126,8 @@ static void rf_wait_all(rf_flag *flags, int n, int self, long v)
     }
 }
 
+#define RF_FOLD_IN 8   /* inputs up to which the step does the input product (the backward's "few", too) */
+
 typedef struct rf_ctx {
     rf_flag *flags;        /* [threads] (tile mode) */
     int zigzag;            /* walk tiles in alternating directions */
@@ -131,7 +136,9 @@ typedef struct rf_ctx {
     const float *x;
     float *y, *states;
     float *gates;          /* [B, T, G*H] gate activations (lstm), or NULL */
-    float *gx;             /* [B, Tc, GHp] */
+    int fold;              /* few inputs (not GRU): the step adds x W_ih + bias itself; no gx */
+    float *gx;             /* [B, Tc, GHp], or NULL when fold */
+    float *pre;            /* [B, GHp]: the step's products, the cell's input */
     float *h[2];           /* [B, Hp] each */
     float *c;              /* [B, Hp] (lstm) or NULL */
 } rf_ctx;
@@ -407,14 +414,20 @@ int sl_rnn_forward_gates(const sl_rnn_weights *w, int64_t B, int64_t T, const fl
     ** 75.7 us a step); where it does, one direction lets the prefetches run on
     ** into the next tile (H = 256: 2.65 vs 2.70 us). */
     const int zigzag = (tile_mode ? whh_bytes / nt : whh_bytes) > 1.0e6;
+    /* With few inputs (lstm/rnn on the synthetic tasks: 1 to 8) a projection pass
+    ** costs more in calls and gx traffic than it saves: the step adds x W_ih + bias
+    ** to its accumulators itself (lstm H = 128, in = 1, B = 64, T = 64: the projection
+    ** was 6% of the forward). GRU keeps gx: its candidate gate needs x W_in apart. */
+    const int fold = p->in <= RF_FOLD_IN && p->cell != SL_CELL_GRU;
     rf_ctx cx = { .zigzag = zigzag, .p = p, .B = B, .T = T, .Tc = Tc, .nc = nc, .x = x, .y = y, .states = states,
-                 .gates = gates };
+                 .gates = gates, .fold = fold };
     const size_t n_gx = (size_t)(B * Tc * GHp), n_h = (size_t)(B * Hp);
     cx.flags = alloc64((size_t)nt * sizeof(rf_flag));
-    cx.gx = alloc64(n_gx * sizeof(float));
+    cx.gx = fold ? NULL : alloc64(n_gx * sizeof(float));
     float *hc = alloc64((3 * n_h) * sizeof(float));
-    if (!cx.gx || !hc || !cx.flags) {
-        free(cx.gx); free(hc); free(cx.flags); sl_rnn_packed_free(own);
+    cx.pre = alloc64((size_t)(B * GHp) * sizeof(float));
+    if ((!cx.gx && !fold) || !hc || !cx.flags || !cx.pre) {
+        free(cx.gx); free(hc); free(cx.flags); free(cx.pre); sl_rnn_packed_free(own);
         return sl_err_set(err, SL_ENOMEM, "out of memory for the recurrent workspace (%lld x %lld x %lld floats)",
                           (long long)B, (long long)Tc, (long long)GHp);
     }
@@ -437,6 +450,7 @@ int sl_rnn_forward_gates(const sl_rnn_weights *w, int64_t B, int64_t T, const fl
             if (cx.c) memcpy(carry + b * nc + H, cx.c + b * Hp, (size_t)H * sizeof(float));
         }
     free(cx.gx);
+    free(cx.pre);
     free(hc);
     free(cx.flags);
     sl_rnn_packed_free(own);

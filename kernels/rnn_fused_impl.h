@@ -3,15 +3,16 @@
 ** this file once per instruction set (AVX-512, AVX2 + FMA, SSE4.2) inside a
 ** `#pragma GCC target` region, with VF, VI, VW, VFMA, SFX and the register
 ** budget RF_MR4 / RF_MR3 (rows per block for tiles of 4 / 3 groups) defined.
-** The design is described at the top of rnn_fused.c; this file has the three
+** The design is described at the top of rnn_fused.c; this file has the four
 ** pieces that depend on the vector width:
 **
 **   tile_block  the micro-kernel: MR rows of A times one packed weight tile
 **               (NV groups of 16 columns, K deep), accumulated in MR x NV*16/VW
-**               vector registers, then either stored with the bias added (the
-**               input projection, mode 0) or run through the gate cell right on
-**               the registers (the recurrent step, mode 1), writing h, c, y and
-**               states once;
+**               vector registers, then stored with the bias added (the input
+**               projection, mode 0) or as they are (the recurrent step, mode 1,
+**               into cx->pre);
+**   cell        the gate cell on a block's pre-activations, writing h, c, y,
+**               gates and states once;
 **   run         the driver: one OpenMP parallel region around the whole time
 **               loop; each thread owns a range of tiles (tile mode, threads
 **               meet once a step through step flags) or a range of sequences
@@ -45,13 +46,13 @@ static inline void SFX(st_part)(float *p, VF v, int64_t n)
 #include "vecmath.h"
 
 /* One block: rows [b0, b0 + MR) x one tile. mode 0: out[m, :] = A[m, :] W + bias.
-** mode 1: the gate cell of step t (chunk row s) for sequences b0.., from
-** hp (previous h, [B, Hp]) into hn, with c, y and states updated. */
+** mode 1: the recurrent product of step t for sequences b0.., out[m, :] =
+** A[m, :] W (+ x_t W_ih + bias when cx->fold), the pre-activations SFX(cell) reads. */
 static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, const int NV, const int mode,
                                                                   const rf_ctx *cx, int64_t K, const float *A,
                                                                   int64_t lda, const float *W, float *out, int64_t ldo,
                                                                   const float *bias, int64_t b0, int64_t tile,
-                                                                  int64_t t, int64_t s, const float *hp, float *hn)
+                                                                  int64_t t)
 {
     enum { NVE_MAX = 4 * RF_E, MR_MAX = 8 };
     const int NVE = NV * RF_E;
@@ -61,6 +62,28 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
     for (int m = 0; m < MR; m++)
 #pragma GCC unroll 16
         for (int v = 0; v < NVE; v++) acc[m][v] = acc2[m][v] = VM_SPLAT(0.0f);
+    const int fold = mode == 1 && cx->fold;
+    if (fold) {
+        /* Few inputs: the step's input product and the folded bias start the
+        ** accumulators (no projection pass, no gx). */
+        const int64_t in = cx->p->in;
+        const float *wi = cx->p->wih + tile * in * ldw, *bi = cx->p->bias + tile * ldw;
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; m++)
+#pragma GCC unroll 16
+            for (int v = 0; v < NVE; v++) acc[m][v] = *(const VF *)(bi + v * VW);
+        for (int64_t j = 0; j < in; j++) {
+            VF wv[NVE_MAX];
+#pragma GCC unroll 16
+            for (int v = 0; v < NVE; v++) wv[v] = *(const VF *)(wi + j * ldw + v * VW);
+#pragma GCC unroll 8
+            for (int m = 0; m < MR; m++) {
+                const VF a = VM_SPLAT(cx->x[((b0 + m) * cx->T + t) * in + j]);
+#pragma GCC unroll 16
+                for (int v = 0; v < NVE; v++) acc[m][v] = VFMA(a, wv[v], acc[m][v]);
+            }
+        }
+    }
     int64_t k = 0;
     if (MR <= 2) {
         /* Few rows: two accumulator sets over even/odd k keep enough FMAs in flight. */
@@ -99,23 +122,34 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
 #pragma GCC unroll 16
             for (int v = 0; v < NVE; v++) acc[m][v] += acc2[m][v];
 
-    if (mode == 0) {
 #pragma GCC unroll 8
-        for (int m = 0; m < MR; m++)
+    for (int m = 0; m < MR; m++)
 #pragma GCC unroll 16
-            for (int v = 0; v < NVE; v++) SFX(stu)(out + m * ldo + v * VW, acc[m][v] + SFX(ldu)(bias + v * VW));
-        return;
-    }
+        for (int v = 0; v < NVE; v++)
+            SFX(stu)(out + m * ldo + v * VW, mode == 0 ? acc[m][v] + SFX(ldu)(bias + v * VW) : acc[m][v]);
+}
 
+/* The gate cell of step t (chunk row s) for sequences [b0, b0 + nrow) and the
+** units of one tile: pre-activations from cx->pre (the step's products), plus
+** gx unless folded, from hp (previous h, [B, Hp]) into hn, with c, y, gates and
+** states updated, right after the block's product. Apart from the product
+** (through cx->pre, in L1) rather than inlined on its accumulators: the step
+** function is the product alone (lstm H = 128, in = 1, B = 64, T = 64: forward
+** 1.365 -> 1.30 ms). (Tried: the cell once after all of a tile's blocks, so the
+** rows' dependent transcendentals run back to back: the same for the LSTM,
+** 3-9% slower for GRU and RNN.) */
+static void SFX(cell)(const rf_ctx *cx, int64_t b0, int64_t nrow, int64_t tile, int64_t t, int64_t s,
+                      const float *hp, float *hn)
+{
     const sl_rnn_packed *p = cx->p;
     const int G = (int)p->G;
-    const int64_t H = p->H, Hp = p->Hp, GHp = p->GHp, T = cx->T;
-    const int subs = NV / G;   /* 16-unit groups in the tile */
+    const int64_t H = p->H, Hp = p->Hp, GHp = p->GHp, T = cx->T, ldw = p->NV * 16;
+    const int subs = (int)(p->NV / G);   /* 16-unit groups in the tile */
     const int64_t col0 = tile * ldw, unit0 = tile * p->UT;
-#pragma GCC unroll 1
-    for (int m = 0; m < MR; m++) {
-        const int64_t b = b0 + m;
-        const float *gxr = cx->gx + (b * cx->Tc + s) * GHp + col0;
+    const int fold = cx->fold;
+    for (int64_t b = b0; b < b0 + nrow; b++) {
+        const float *pr = cx->pre + b * GHp + col0;
+        const float *gxr = fold ? NULL : cx->gx + (b * cx->Tc + s) * GHp + col0;
         const float *hpr = hp + b * Hp;
         float *hnr = hn + b * Hp, *cr = cx->c ? cx->c + b * Hp : NULL;
         float *yr = cx->y ? cx->y + (b * T + t) * H : NULL;
@@ -125,7 +159,8 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
             for (int e = 0; e < RF_E; e++) {
                 const int64_t u = unit0 + sub * 16 + e * VW;
                 if (u >= H) break;
-#define RF_PRE(g) (acc[m][(sub * G + (g)) * RF_E + e] + SFX(ldu)(gxr + (sub * G + (g)) * 16 + e * VW))
+#define RF_ACC(g) SFX(ldu)(pr + (sub * G + (g)) * 16 + e * VW)
+#define RF_PRE(g) (fold ? RF_ACC(g) : RF_ACC(g) + SFX(ldu)(gxr + (sub * G + (g)) * 16 + e * VW))
                 VF hv, cv = VM_SPLAT(0.0f);
                 switch (p->cell) {
                 case SL_CELL_LSTM: {
@@ -145,7 +180,7 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
                 }
                 case SL_CELL_GRU: {
                     const VF r = SFX(vsig)(RF_PRE(0)), z = SFX(vsig)(RF_PRE(1));
-                    const VF hh = acc[m][(sub * G + 2) * RF_E + e] + SFX(ldu)(p->bhn + u);
+                    const VF hh = RF_ACC(2) + SFX(ldu)(p->bhn + u);
                     const VF n = SFX(vtanh)(VFMA(r, hh, SFX(ldu)(gxr + (sub * G + 2) * 16 + e * VW)));
                     hv = VFMA(VM_SPLAT(1.0f) - z, n, z * SFX(ldu)(hpr + u));
                     break;
@@ -163,6 +198,7 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
                 }
                 }
 #undef RF_PRE
+#undef RF_ACC
                 SFX(stu)(hnr + u, hv);
                 if (yr) SFX(st_part)(yr + u, hv, H - u);
                 if (sr) {
@@ -173,21 +209,22 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
     }
 }
 
+
 /* Out-of-line instances: proj_NV_MR and step_NV_MR. */
 typedef void (*SFX(proj_fn))(const rf_ctx *, int64_t, const float *, int64_t, const float *, float *, int64_t,
                              const float *);
-typedef void (*SFX(step_fn))(const rf_ctx *, const float *, int64_t, const float *, int64_t, int64_t, int64_t,
-                             int64_t, const float *, float *);
+typedef void (*SFX(step_fn))(const rf_ctx *, const float *, int64_t, const float *, int64_t, int64_t, int64_t);
 #define RF_DEF(NV, MR)                                                                                        \
     static void SFX(proj_##NV##_##MR)(const rf_ctx *cx, int64_t K, const float *A, int64_t lda, const float *W, \
                                       float *out, int64_t ldo, const float *bias)                              \
     {                                                                                                         \
-        SFX(tile_block)(MR, NV, 0, cx, K, A, lda, W, out, ldo, bias, 0, 0, 0, 0, NULL, NULL);                 \
+        SFX(tile_block)(MR, NV, 0, cx, K, A, lda, W, out, ldo, bias, 0, 0, 0);                                \
     }                                                                                                         \
     static void SFX(step_##NV##_##MR)(const rf_ctx *cx, const float *A, int64_t lda, const float *W, int64_t b0, \
-                                      int64_t tile, int64_t t, int64_t s, const float *hp, float *hn)          \
+                                      int64_t tile, int64_t t)                                                 \
     {                                                                                                         \
-        SFX(tile_block)(MR, NV, 1, cx, cx->p->H, A, lda, W, NULL, 0, NULL, b0, tile, t, s, hp, hn);           \
+        SFX(tile_block)(MR, NV, 1, cx, cx->p->H, A, lda, W, cx->pre + b0 * cx->p->GHp + tile * NV * 16,        \
+                        cx->p->GHp, NULL, b0, tile, t);                                                        \
     }
 
 RF_DEF(4, 1)
@@ -263,7 +300,7 @@ static void SFX(run)(const rf_ctx *cx, int nt, int tile_mode)
             ** register block better. */
             const int64_t sblk = (tc + MRX - 1) / MRX, bblk = (nrow + MRX - 1) / MRX;
             const int along_s = tc * bblk >= nrow * sblk;
-            for (int64_t tile = ta; tile < tb; tile++) {
+            for (int64_t tile = ta; tile < tb && !cx->fold; tile++) {
                 const float *W = p->wih + tile * in * NV * 16, *bias = p->bias + tile * NV * 16;
                 if (along_s) {
                     for (int64_t b = ba; b < bb; b++) {
@@ -299,7 +336,8 @@ static void SFX(run)(const rf_ctx *cx, int nt, int tile_mode)
                     const float *W = p->whh + tile * H * NV * 16;
                     for (int64_t j = 0, b = ba; j < nblk; j++) {
                         const int64_t mr = nrow / nblk + (j < nrow % nblk);
-                        step[mr](cx, hp + b * p->Hp, p->Hp, W, b, tile, t, s, hp, hn);
+                        step[mr](cx, hp + b * p->Hp, p->Hp, W, b, tile, t);
+                        SFX(cell)(cx, b, mr, tile, t, s, hp, hn);
                         b += mr;
                     }
                 }

@@ -22,9 +22,11 @@
 **            instruction each (LSTM forward at H = 128: 8% faster; the same
 **            error bound). (Tried: 1/x by vrcp14ps and a Newton step instead of
 **            the divisions: no faster.)
-**   vtanh(x) |x| < 0.625: x + x^3 P(x^2) (Cephes' minimax, degree 4 in x^2);
-**            else sign(x) (1 - 2 / (e^{2|x|} + 1)), e^{2|x|} by vexp (saturates
-**            to +-1 exactly for |x| > 44).
+**   vtanh(x) sign(x) m / (m + 2), m = expm1(2|x|) from vexp's reduction and
+**            polynomial kept as e^r - 1 (2^n (e^r - 1) + 2^n - 1), 2|x| clamped
+**            to 20 (+-1 exactly in float). One branch: 42% faster than the
+**            earlier two (x + x^3 P(x^2) below 0.625, 1 - 2 / (e^{2|x|} + 1)
+**            above), for 1.2-1.3 ulp worst in the test's sweep instead of 1.05.
 **   vsig(x)  1 / (1 + e^{-x}).
 **   vlog(x)  x > 0 normal: x = m 2^e with m in [sqrt(1/2), sqrt(2)); log m by
 **            Cephes' degree-9 polynomial in m - 1, plus e ln 2 in two parts.
@@ -53,9 +55,10 @@ static inline VF SFX(vm_min)(VF a, VF b) { return SFX(vm_select)(a < b, a, b); }
 static inline VF SFX(vm_max)(VF a, VF b) { return SFX(vm_select)(a > b, a, b); }
 static inline VF SFX(vm_abs)(VF a) { return (VF)((VI)a & ((VI){ 0 } + 0x7fffffff)); }
 
-/* exp(x - n ln 2) for the integer n = round(x log2 e): ln 2 split in two for
-** the reduction (Cody-Waite), then a degree-6 polynomial on [-ln2/2, ln2/2]. */
-static inline __attribute__((always_inline)) VF SFX(vexp_reduced)(VF x, VF n)
+/* exp(x - n ln 2) - 1 for the integer n = round(x log2 e): ln 2 split in two
+** for the reduction (Cody-Waite), then a degree-6 polynomial on [-ln2/2, ln2/2]
+** (r + r^2 P(r), so the small results keep their relative accuracy). */
+static inline __attribute__((always_inline)) VF SFX(vexpm1_reduced)(VF x, VF n)
 {
     VF r = VFMA(n, VM_SPLAT(-0.693359375f), x);
     r = VFMA(n, VM_SPLAT(2.12194440e-4f), r);
@@ -65,7 +68,12 @@ static inline __attribute__((always_inline)) VF SFX(vexp_reduced)(VF x, VF n)
     p = VFMA(p, r, VM_SPLAT(4.1665795894e-2f));
     p = VFMA(p, r, VM_SPLAT(1.6666665459e-1f));
     p = VFMA(p, r, VM_SPLAT(5.0000001201e-1f));
-    return VFMA(p, r * r, r) + VM_SPLAT(1.0f);
+    return VFMA(p, r * r, r);
+}
+
+static inline __attribute__((always_inline)) VF SFX(vexp_reduced)(VF x, VF n)
+{
+    return SFX(vexpm1_reduced)(x, n) + VM_SPLAT(1.0f);
 }
 
 #ifdef VM_AVX512
@@ -92,28 +100,40 @@ static inline __attribute__((always_inline)) VF SFX(vexp)(VF x)
 }
 #endif
 
+/* tanh(|x|) = m / (m + 2) with m = expm1(2|x|) = 2^n (e^r - 1) + (2^n - 1): one
+** reduction, no second branch for small |x| (e^r - 1 keeps its relative
+** accuracy there), 2|x| clamped to 20 (tanh is 1 in float well before). */
 static inline __attribute__((always_inline)) VF SFX(vtanh)(VF x)
 {
-    VF a = SFX(vm_abs)(x);
-    /* small: x + x^3 P(x^2) */
-    VF z = x * x;
-    VF p = VM_SPLAT(-5.70498872745e-3f);
-    p = VFMA(p, z, VM_SPLAT(2.06390887954e-2f));
-    p = VFMA(p, z, VM_SPLAT(-5.37397155531e-2f));
-    p = VFMA(p, z, VM_SPLAT(1.33314422036e-1f));
-    p = VFMA(p, z, VM_SPLAT(-3.33332819422e-1f));
-    VF small = VFMA(p * z, x, x);
-    /* large: 1 - 2 / (e^{2|x|} + 1), sign restored */
-    VF big = VM_SPLAT(1.0f) - VM_SPLAT(2.0f) / (SFX(vexp)(a + a) + VM_SPLAT(1.0f));
-    big = (VF)((VI)big | ((VI)x & ((VI){ 0 } + (int32_t)0x80000000)));
-    /* x != x only for NaN, which passes through as NaN */
-    return SFX(vm_select)(x != x, x, SFX(vm_select)(a < VM_SPLAT(0.625f), small, big));
+    const VF a = SFX(vm_abs)(x);
+#ifdef VM_AVX512
+    /* min's second operand passes NaN through, and every later step keeps it */
+    const VF y = (VF)_mm512_min_ps(_mm512_set1_ps(20.0f), (__m512)(a + a));
+    const VF n = (VF)_mm512_roundscale_ps((__m512)(y * VM_SPLAT(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const VF tn = (VF)_mm512_scalef_ps(_mm512_set1_ps(1.0f), (__m512)n);
+#else
+    const VF y = SFX(vm_min)(a + a, VM_SPLAT(20.0f));
+    const VF magic = VM_SPLAT(12582912.0f);
+    const VF n = VFMA(y, VM_SPLAT(1.44269504088896341f), magic) - magic;
+    const VF tn = (VF)((__builtin_convertvector(n, VI) + 127) << 23);
+#endif
+    const VF m = VFMA(tn, SFX(vexpm1_reduced)(y, n), tn - VM_SPLAT(1.0f));
+    const VF t = (VF)((VI)(m / (m + VM_SPLAT(2.0f))) | ((VI)x & ((VI){ 0 } + (int32_t)0x80000000)));
+#ifdef VM_AVX512
+    return t;
+#else
+    return SFX(vm_select)(x != x, x, t);   /* x != x only for NaN, which passes through as NaN */
+#endif
 }
 
 static inline __attribute__((always_inline)) VF SFX(vsig)(VF x)
 {
     VF s = VM_SPLAT(1.0f) / (VM_SPLAT(1.0f) + SFX(vexp)(-x));
+#ifdef VM_AVX512
+    return s;   /* vexp's max/min pass NaN through (second operands) */
+#else
     return SFX(vm_select)(x != x, x, s);
+#endif
 }
 
 static inline __attribute__((always_inline)) VF SFX(vlog)(VF x)
