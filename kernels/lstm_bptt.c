@@ -240,8 +240,9 @@ static void lb_thread(const lb_ctx *c, const lb_thr *w, int want_dw, int want_dw
             }
         }
         /* dW_hh (this thread's part) += dG_chunk^T H_prev_chunk, rows in step order. */
-        const int64_t K = (t1 - t0) * nr;
-        if (want_dw) sl_bptt_gemm(G4, H, K, w->dG, 1, G4, w->hp, H, !first, w->dw, H);
+        /* Without a start state h_{-1} = 0: step 0's rows (the chunk's first) add nothing. */
+        const int64_t skip = t0 == 0 && !c->carry0 ? nr : 0, K = (t1 - t0) * nr - skip;
+        if (want_dw) sl_bptt_gemm(G4, H, K, w->dG + skip * G4, 1, G4, w->hp + skip * H, H, !first, w->dw, H);
         /* More than 8 inputs: dW_ih (this thread's part) += dG_t^T X_t and dx_t = dG_t W_ih, by BLAS. */
         for (int64_t t = t0; t < t1 && (want_dwi || c->dx); t++) {
             const float *Dt = w->dG + (t - t0) * nr * G4;

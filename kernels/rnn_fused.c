@@ -137,6 +137,7 @@ typedef struct rf_ctx {
     float *y, *states;
     float *gates;          /* [B, T, G*H] gate activations (lstm), or NULL */
     int fold;              /* few inputs (not GRU): the step adds x W_ih + bias itself; no gx */
+    const float *carry;    /* the start state, or NULL (zeros: step 0 skips its product) */
     float *gx;             /* [B, Tc, GHp], or NULL when fold */
     float *pre;            /* [B, GHp]: the step's products, the cell's input */
     float *h[2];           /* [B, Hp] each */
@@ -420,7 +421,7 @@ int sl_rnn_forward_gates(const sl_rnn_weights *w, int64_t B, int64_t T, const fl
     ** was 6% of the forward). GRU keeps gx: its candidate gate needs x W_in apart. */
     const int fold = p->in <= RF_FOLD_IN && p->cell != SL_CELL_GRU;
     rf_ctx cx = { .zigzag = zigzag, .p = p, .B = B, .T = T, .Tc = Tc, .nc = nc, .x = x, .y = y, .states = states,
-                 .gates = gates, .fold = fold };
+                 .gates = gates, .fold = fold, .carry = carry };
     const size_t n_gx = (size_t)(B * Tc * GHp), n_h = (size_t)(B * Hp);
     cx.flags = alloc64((size_t)nt * sizeof(rf_flag));
     cx.gx = fold ? NULL : alloc64(n_gx * sizeof(float));

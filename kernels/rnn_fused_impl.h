@@ -85,6 +85,7 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
         }
     }
     int64_t k = 0;
+    if (mode == 1 && t == 0 && !cx->carry) K = 0;   /* h_{-1} = 0: the product adds nothing */
     if (MR <= 2) {
         /* Few rows: two accumulator sets over even/odd k keep enough FMAs in flight. */
         for (; k + 1 < K; k += 2) {
