@@ -375,7 +375,8 @@ void sl_loss_f32(const sl_readout *r, int64_t B, int64_t T, const float *z, cons
 ** over the rows (the trainer's common case): each row's y is read once for
 ** z, the gradients of W and b and dy, instead of in three sweeps over B*T
 ** rows (y and dy are 2 MB each at H = 128, B = 64, T = 64: the sweeps were
-** memory-bound). Rows are split over nt <= 64 threads; each thread's partial
+** memory-bound). dy may be NULL: not formed (the model's backward takes dz and W
+** instead, sl_model_backward_lowrank). Rows are split over nt <= 64 threads; each thread's partial
 ** sums of the W and b gradients (part: nt * RO_PART_STRIDE floats), of the
 ** per-head metrics (hpart: nt * RO_HPART_STRIDE doubles) and of
 ** the loss are added in thread order, so the result depends only on the
@@ -409,7 +410,7 @@ RO_CLONES static void readout_loss_linear(const sl_readout *r, const sl_grads *g
         loss_part lpart = { 0, 0, hp + th * hs, hp + th * hs + KH };
         for (int64_t i = i0; i < i1; i++) {
             const float *yi = y + i * ni;
-            float *zi = z + i * no, *di = dz + i * no, *dyi = dy + i * ni;
+            float *zi = z + i * no, *di = dz + i * no, *dyi = dy ? dy + i * ni : NULL;
             for (int64_t o = 0; o < no; o++) {
                 const float *wo = W + o * ni;
                 float s = 0.0f;
@@ -418,15 +419,20 @@ RO_CLONES static void readout_loss_linear(const sl_readout *r, const sl_grads *g
                 zi[o] = s + bias[o];
             }
             loss_rows(r, i, i + 1, z, target, mask, dz, inv, &lpart);
-            memset(dyi, 0, (size_t)ni * sizeof *dyi);
+            if (dyi) memset(dyi, 0, (size_t)ni * sizeof *dyi);
             for (int64_t o = 0; o < no; o++) {
                 const float d = di[o], *wo = W + o * ni;
                 float *go = pw + o * ni;
                 pb[o] += d;
+                if (dyi) {
 #pragma omp simd
-                for (int64_t j = 0; j < ni; j++) {
-                    go[j] += d * yi[j];
-                    dyi[j] += d * wo[j];
+                    for (int64_t j = 0; j < ni; j++) {
+                        go[j] += d * yi[j];
+                        dyi[j] += d * wo[j];
+                    }
+                } else {
+#pragma omp simd
+                    for (int64_t j = 0; j < ni; j++) go[j] += d * yi[j];
                 }
             }
         }
@@ -484,7 +490,8 @@ void sl_loss_f64(const sl_readout *r, int64_t B, int64_t T, const double *z, con
 
 /* Readout, loss and their backward from the model's output y: the one-pass
 ** version for the linear readout with few outputs, else the three passes.
-** Gradients are added to g; dy = dL/dy. *part, *hpart (nt_have threads) are
+** Gradients are added to g; dy = dL/dy (NULL: not formed, for the one-pass
+** version only, see readout_lowrank). *part, *hpart (nt_have threads) are
 ** the one-pass version's partial sums, grown here when there are more threads. */
 static int readout_loss_grad(const sl_readout *r, const sl_grads *g, int64_t B, int64_t T, const float *y,
                              const float *target, const float *mask, float *z, float *dz, float *dy, float *hid,
@@ -507,6 +514,15 @@ static int readout_loss_grad(const sl_readout *r, const sl_grads *g, int64_t B, 
     }
     readout_loss_linear(r, g, B, T, y, target, mask, z, dz, dy, *part, *hpart, nt, m);
     return SL_OK;
+}
+
+/* The one-pass readout leaves dy unformed: the model's backward takes dL/dy as
+** dz W (sl_model_backward_lowrank), which the LSTM forms where it reads it
+** instead of a [B, T, H] array written here and read back (lstm H = 128, B =
+** 64, T = 64: 4 MB of traffic a step). */
+static int readout_lowrank(const sl_readout *r)
+{
+    return r->kind == SL_READOUT_LINEAR && r->n_out <= SKINNY;
 }
 
 /* ------------------------------------------------------------ options */
@@ -933,10 +949,13 @@ int sl_loss_grad_f32(const sl_model *m, const sl_readout *r, int64_t B, int64_t 
         double *hpart = NULL;
         int pnt = 0;
         sl_grads_zero_f32((sl_grads *)g);
-        rc = readout_loss_grad(r, g, B, T, y, target, mask, z, dz, dy, hid, dhid, &part, &hpart, &pnt, out, err);
+        const int lowrank = readout_lowrank(r);
+        rc = readout_loss_grad(r, g, B, T, y, target, mask, z, dz, lowrank ? NULL : dy, hid, dhid, &part, &hpart,
+                               &pnt, out, err);
         free(part);
         free(hpart);
-        if (!rc) rc = sl_model_backward(m, &tp, dy, g, dxe, err);
+        if (!rc) rc = lowrank ? sl_model_backward_lowrank(m, &tp, dz, r->w1, r->n_out, g, dxe, err)
+                              : sl_model_backward(m, &tp, dy, g, dxe, err);
         if (!rc && xe) encoder_backward_f32(r, g, m->n_in, R, u, dxe);
     }
     sl_tape_free(&tp);
@@ -1246,13 +1265,18 @@ int sl_trainer_step(sl_trainer *tr, sl_train_step_info *info, sl_err *err)
     const float *y = tr->tape.act[tr->m->n_layers];
     sl_metrics mt;
     sl_grads_zero_f32(&tr->g);
-    if ((rc = readout_loss_grad(&tr->ro, &tr->g, B, T, y, tr->batch.target, tr->batch.mask, tr->z, tr->dz, tr->dy,
-                                tr->hid, tr->dhid, &tr->ro_part, &tr->ro_hpart, &tr->ro_nt, &mt, err)))
+    const int lowrank = readout_lowrank(&tr->ro);
+    if ((rc = readout_loss_grad(&tr->ro, &tr->g, B, T, y, tr->batch.target, tr->batch.mask, tr->z, tr->dz,
+                                lowrank ? NULL : tr->dy, tr->hid, tr->dhid, &tr->ro_part, &tr->ro_hpart, &tr->ro_nt,
+                                &mt, err)))
         return rc;
     if (!isfinite(mt.loss)) return sl_err_set(err, SL_ENUMERIC, "step %lld: the loss is not finite (%g); lower --lr or clip",
                                               (long long)s + 1, mt.loss);
     PHASE(t_readout);
-    if ((rc = sl_model_backward(tr->m, &tr->tape, tr->dy, &tr->g, tr->ro.we ? tr->dxe : NULL, err))) return rc;
+    if ((rc = lowrank ? sl_model_backward_lowrank(tr->m, &tr->tape, tr->dz, tr->ro.w1, tr->ro.n_out, &tr->g,
+                                                  tr->ro.we ? tr->dxe : NULL, err)
+                      : sl_model_backward(tr->m, &tr->tape, tr->dy, &tr->g, tr->ro.we ? tr->dxe : NULL, err)))
+        return rc;
     if (tr->ro.we) encoder_backward_f32(&tr->ro, &tr->g, tr->m->n_in, R, tr->batch.u, tr->dxe);
     PHASE(t_backward);
     const double sigma = sl_noise_sigma(o, s);

@@ -76,6 +76,16 @@ size_t sl_lstm_bptt_ws(const sl_rnn_weights *w, int64_t B, int64_t T);
 int sl_lstm_bptt(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, const float *carry0,
                  const float *states, const float *gates, const float *dy, float *dx, float *dcarry0,
                  const sl_rnn_grads *g, void *ws, size_t ws_size, sl_err *err);
+/* dL/dy given as dz [B, T, nz] times w [nz, H] (a linear readout with few
+** outputs): the fused LSTM backward forms each dy vector where it reads it,
+** nz FMAs, instead of a [B, T, H] array written by the readout and read back. */
+typedef struct sl_dy_lowrank {
+    const float *dz, *w;
+    int64_t      nz;
+} sl_dy_lowrank;
+int sl_lstm_bptt_lowrank(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, const float *carry0,
+                         const float *states, const float *gates, const sl_dy_lowrank *dy, float *dx, float *dcarry0,
+                         const sl_rnn_grads *g, void *ws, size_t ws_size, sl_err *err);
 int sl_rnn_backward_f64(const sl_rnn_weights *w, int64_t B, int64_t T, const double *x, const double *carry0,
                         const double *states, const double *gates, const double *dy, double *dx, double *dcarry0,
                         const sl_rnn_grads_f64 *g, void *ws, size_t ws_size, sl_err *err);

@@ -44,6 +44,8 @@ typedef struct lb_ctx {
     int64_t B, T, H, in, G4, nut; /* G4 = 4H; nut = tiles of UB units */
     int64_t Hu;                    /* nut * UB */
     const float *x, *carry0, *states, *gates, *dy;
+    const float *dz, *wz;          /* dy = dz wz (nz outputs) when dy is NULL */
+    int64_t nz;
     const float *wp;               /* [nut][4H][UB] packed W_hh */
     float *dcarry0;                /* [B, 2H] or NULL */
     float *dx;                     /* [B, T, in] or NULL */
@@ -141,13 +143,14 @@ static inline __attribute__((always_inline)) void lb_block(const int MR, const l
             continue;
         }
         const int64_t r = b * T + t;   /* row of the forward's [B, T, .] arrays */
-        const float *gr = c->gates + (t * B + b) * G4, *cr = c->states + r * 2 * H + H, *dyr = c->dy + r * H;
+        const float *gr = c->gates + (t * B + b) * G4, *cr = c->states + r * 2 * H + H;
+        const float *dyr = c->dy ? c->dy + r * H : NULL, *dzr = c->dy ? NULL : c->dz + r * c->nz;
         const float *cpr = t > 0 ? c->states + (r - 1) * 2 * H + H : (c->carry0 ? c->carry0 + b * 2 * H + H : NULL);
         float *dgr = dgo + m * G4;
         /* The previous step's rows of this sequence are a page or more away from
         ** this block's other rows, out of the hardware prefetchers' reach:
         ** fetch them while this step's product runs. */
-        const float *pg = gr - B * G4, *pc = cr - 4 * H, *py = dyr - H;
+        const float *pg = gr - B * G4, *pc = cr - 4 * H, *py = dyr ? dyr - H : NULL;
 #pragma GCC unroll 4
         for (int v = 0; v < 4; v++) {
             const int64_t u = ut * UB + v * 16;
@@ -157,7 +160,7 @@ static inline __attribute__((always_inline)) void lb_block(const int MR, const l
                 _mm_prefetch((const char *)(pg + H + u), _MM_HINT_T1);
                 _mm_prefetch((const char *)(pg + 2 * H + u), _MM_HINT_T1);
                 _mm_prefetch((const char *)(pg + 3 * H + u), _MM_HINT_T1);
-                _mm_prefetch((const char *)(py + u), _MM_HINT_T1);
+                if (py) _mm_prefetch((const char *)(py + u), _MM_HINT_T1);
                 if (t > 1) _mm_prefetch((const char *)(pc + u), _MM_HINT_T1);
             }
             const __mmask16 k = lb_mask(H - u);
@@ -165,7 +168,15 @@ static inline __attribute__((always_inline)) void lb_block(const int MR, const l
                          g = _mm512_maskz_loadu_ps(k, gr + 2 * H + u), o = _mm512_maskz_loadu_ps(k, gr + 3 * H + u);
             const __m512 cc = _mm512_maskz_loadu_ps(k, cr + u);
             const __m512 cp = cpr ? _mm512_maskz_loadu_ps(k, cpr + u) : _mm512_setzero_ps();
-            const __m512 dh = _mm512_add_ps(acc[m][v], _mm512_maskz_loadu_ps(k, dyr + u));
+            __m512 dyv;
+            if (dyr) {
+                dyv = _mm512_maskz_loadu_ps(k, dyr + u);
+            } else {   /* dy = dz wz: the readout's few outputs */
+                dyv = _mm512_setzero_ps();
+                for (int64_t q = 0; q < c->nz; q++)
+                    dyv = _mm512_fmadd_ps(_mm512_set1_ps(dzr[q]), _mm512_maskz_loadu_ps(k, c->wz + q * H + u), dyv);
+            }
+            const __m512 dh = _mm512_add_ps(acc[m][v], dyv);
             const __m512 tc = (__m512)SFX(vtanh)((VF)cc);
             /* dct = dc + dh o (1 - tc^2) */
             const __m512 dho = _mm512_mul_ps(dh, o);
@@ -305,9 +316,9 @@ int sl_lstm_bptt_available(const sl_rnn_weights *w)
     return 1;
 }
 
-int sl_lstm_bptt(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, const float *carry0,
-                 const float *states, const float *gates, const float *dy, float *dx, float *dcarry0,
-                 const sl_rnn_grads *g, void *ws, size_t ws_size, sl_err *err)
+static int lb_run(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, const float *carry0,
+                  const float *states, const float *gates, const float *dy, const sl_dy_lowrank *lr, float *dx,
+                  float *dcarry0, const sl_rnn_grads *g, void *ws, size_t ws_size, sl_err *err)
 {
     const int64_t H = w->H, in = w->in, G4 = 4 * H;
     if (!sl_lstm_bptt_available(w) || !gates) return sl_err_set(err, SL_EINTERNAL, "fused LSTM backward unavailable");
@@ -319,8 +330,11 @@ int sl_lstm_bptt(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, 
     int nt = lb_threads(B, H);
     if (ws_size < lb_ws_floats(w, B, T, nt) * sizeof(float) + 64)
         return sl_err_set(err, SL_EINTERNAL, "backward workspace too small");
+    if (!dy && (!lr || !lr->dz || !lr->w || lr->nz <= 0))
+        return sl_err_set(err, SL_EINVAL, "backward without dL/dy");
     lb_ctx c = { .B = B, .T = T, .H = H, .in = in, .G4 = G4, .nut = (H + UB - 1) / UB, .x = x, .carry0 = carry0,
                  .states = states, .gates = gates, .dy = dy, .dcarry0 = dcarry0, .nfew = in <= 8 ? in : 0 };
+    if (!dy) { c.dz = lr->dz; c.wz = lr->w; c.nz = lr->nz; }
     c.Hu = c.nut * UB;
     float *wp = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     float *thr0 = wp + c.nut * G4 * UB;
@@ -387,4 +401,18 @@ int sl_lstm_bptt(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, 
         for (int64_t e = 0; want_dwi && e < G4 * in; e++) g->w_ih[e] += thr[th].dwi[e];
     }
     return SL_OK;
+}
+
+int sl_lstm_bptt(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, const float *carry0,
+                 const float *states, const float *gates, const float *dy, float *dx, float *dcarry0,
+                 const sl_rnn_grads *g, void *ws, size_t ws_size, sl_err *err)
+{
+    return lb_run(w, B, T, x, carry0, states, gates, dy, NULL, dx, dcarry0, g, ws, ws_size, err);
+}
+
+int sl_lstm_bptt_lowrank(const sl_rnn_weights *w, int64_t B, int64_t T, const float *x, const float *carry0,
+                         const float *states, const float *gates, const sl_dy_lowrank *dy, float *dx, float *dcarry0,
+                         const sl_rnn_grads *g, void *ws, size_t ws_size, sl_err *err)
+{
+    return lb_run(w, B, T, x, carry0, states, gates, NULL, dy, dx, dcarry0, g, ws, ws_size, err);
 }

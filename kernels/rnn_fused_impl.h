@@ -135,7 +135,7 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
 #endif
 /* This sequence's rows of y (at py) and states (at ps, with c when pc) for the
 ** next step: [B, T, .] rows, a page or more from the other sequences', out of the
-** hardware prefetchers' reach. Fetched for writing now, their reads for
+** hardware prefetchers' reach (with one sequence they are the next bytes: not done). Fetched for writing now, their reads for
 ** ownership overlap this step (training forward lstm H = 128, B = 64: 1.50 ->
 ** 1.46 ms). */
 #define RF_PREFETCH_NEXT(py, ps, pc)                                                        \
@@ -144,6 +144,63 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
         if (ps) __builtin_prefetch((ps) + cx->nc, 1, 3);                                    \
         if ((ps) && (pc)) __builtin_prefetch((ps) + cx->nc + H, 1, 3);                      \
     } while (0)
+
+/* The LSTM cell for R rows from b (one 16-unit group a tile: RF_E vectors), each
+** stage for all R rows before the next: a row's cell is a chain of dependent
+** transcendentals, and interleaving independent rows' chains in the instruction
+** stream keeps the FMA pipes busy (AVX-512 forward lstm H = 128, in = 1, B = 64,
+** T = 64: 1.325 -> 1.295 ms on a quiet machine, 1.57 -> 1.46 with other tenants
+** loading memory; groups of 2: 1.52, of 4 (spills): 1.60). */
+static inline __attribute__((always_inline)) void SFX(lstm_rows)(const int R, const rf_ctx *cx, int64_t b,
+                                                                 int64_t tile, int64_t t, int64_t s, float *hn)
+{
+    enum { RMAX = 4 };
+    const sl_rnn_packed *p = cx->p;
+    const int64_t H = p->H, Hp = p->Hp, GHp = p->GHp, T = cx->T, col0 = tile * p->NV * 16, unit0 = tile * p->UT;
+#pragma GCC unroll 4
+    for (int e = 0; e < RF_E; e++) {
+        const int64_t u = unit0 + e * VW, n = H - u;
+        if (u >= H) break;
+        VF pre[4][RMAX], iv[RMAX], fv[RMAX], gv[RMAX], ov[RMAX], cv[RMAX], hv[RMAX];
+#pragma GCC unroll 4
+        for (int k = 0; k < R; k++) {
+            const float *pr = cx->pre + (b + k) * GHp + col0 + e * VW;
+            const float *gxr = cx->fold ? NULL : cx->gx + ((b + k) * cx->Tc + s) * GHp + col0 + e * VW;
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++)
+                pre[g][k] = cx->fold ? SFX(ldu)(pr + g * 16) : SFX(ldu)(pr + g * 16) + SFX(ldu)(gxr + g * 16);
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < R; k++) { iv[k] = SFX(vsig)(pre[0][k]); fv[k] = SFX(vsig)(pre[1][k]); }
+#pragma GCC unroll 4
+        for (int k = 0; k < R; k++) { gv[k] = SFX(vtanh)(pre[2][k]); ov[k] = SFX(vsig)(pre[3][k]); }
+#pragma GCC unroll 4
+        for (int k = 0; k < R; k++) cv[k] = VFMA(fv[k], SFX(ldu)(cx->c + (b + k) * Hp + u), iv[k] * gv[k]);
+#pragma GCC unroll 4
+        for (int k = 0; k < R; k++) hv[k] = ov[k] * SFX(vtanh)(cv[k]);
+#pragma GCC unroll 4
+        for (int k = 0; k < R; k++) {
+            const int64_t r = b + k;
+            SFX(stu)(cx->c + r * Hp + u, cv[k]);
+            SFX(stu)(hn + r * Hp + u, hv[k]);
+            if (cx->gates) {
+                float *gr = cx->gates + (t * cx->B + r) * 4 * H + u;   /* time-major */
+                SFX(st_part)(gr, iv[k], n);
+                SFX(st_part)(gr + H, fv[k], n);
+                SFX(st_part)(gr + 2 * H, gv[k], n);
+                SFX(st_part)(gr + 3 * H, ov[k], n);
+            }
+            float *yr = cx->y ? cx->y + (r * T + t) * H + u : NULL;
+            float *sr = cx->states ? cx->states + (r * T + t) * cx->nc + u : NULL;
+            if (yr) SFX(st_part)(yr, hv[k], n);
+            if (sr) {
+                SFX(st_part)(sr, hv[k], n);
+                SFX(st_part)(sr + H, cv[k], n);
+            }
+            if (cx->B > 1 && t + 1 < T) RF_PREFETCH_NEXT(yr, sr, 1);
+        }
+    }
+}
 
 /* The gate cell of step t (chunk row s) for sequences [b0, b0 + nrow) and the
 ** units of one tile: pre-activations from cx->pre (the step's products), plus
@@ -164,60 +221,9 @@ static void SFX(cell)(const rf_ctx *cx, int64_t b0, int64_t nrow, int64_t tile, 
     const int64_t col0 = tile * ldw, unit0 = tile * p->UT;
     const int fold = cx->fold;
     if (p->cell == SL_CELL_LSTM) {
-        /* Rows in groups of RF_LR, each stage for the whole group before the next:
-        ** a row's cell is a chain of dependent transcendentals, and interleaving
-        ** independent rows' chains in the instruction stream keeps the FMA pipes
-        ** busy (AVX-512 forward lstm H = 128, in = 1, B = 64, T = 64: 1.325 -> 1.295
-        ** ms on a quiet machine, 1.57 -> 1.46 with other tenants loading memory;
-        ** groups of 2: 1.52, of 4 (spills): 1.60). One 16-unit group a tile. */
-        for (int64_t b = b0; b < b0 + nrow; b += RF_LR) {
-            const int nr = (int)SL_MIN((int64_t)RF_LR, b0 + nrow - b);
-#pragma GCC unroll 4
-            for (int e = 0; e < RF_E; e++) {
-                const int64_t u = unit0 + e * VW, n = H - u;
-                if (u >= H) break;
-                VF pre[4][RF_LR], iv[RF_LR], fv[RF_LR], gv[RF_LR], ov[RF_LR], cv[RF_LR], hv[RF_LR];
-#pragma GCC unroll 4
-                for (int k = 0; k < RF_LR; k++) {
-                    const int64_t r = b + (k < nr ? k : 0);   /* a short group repeats its first row */
-                    const float *pr = cx->pre + r * GHp + col0 + e * VW;
-                    const float *gxr = fold ? NULL : cx->gx + (r * cx->Tc + s) * GHp + col0 + e * VW;
-#pragma GCC unroll 4
-                    for (int g = 0; g < 4; g++) pre[g][k] = fold ? SFX(ldu)(pr + g * 16) : SFX(ldu)(pr + g * 16) + SFX(ldu)(gxr + g * 16);
-                }
-#pragma GCC unroll 4
-                for (int k = 0; k < RF_LR; k++) { iv[k] = SFX(vsig)(pre[0][k]); fv[k] = SFX(vsig)(pre[1][k]); }
-#pragma GCC unroll 4
-                for (int k = 0; k < RF_LR; k++) { gv[k] = SFX(vtanh)(pre[2][k]); ov[k] = SFX(vsig)(pre[3][k]); }
-#pragma GCC unroll 4
-                for (int k = 0; k < RF_LR; k++)
-                    cv[k] = VFMA(fv[k], SFX(ldu)(cx->c + (b + (k < nr ? k : 0)) * Hp + u), iv[k] * gv[k]);
-#pragma GCC unroll 4
-                for (int k = 0; k < RF_LR; k++) hv[k] = ov[k] * SFX(vtanh)(cv[k]);
-#pragma GCC unroll 4
-                for (int k = 0; k < RF_LR; k++) {
-                    if (k >= nr) break;
-                    const int64_t r = b + k;
-                    SFX(stu)(cx->c + r * Hp + u, cv[k]);
-                    SFX(stu)(hn + r * Hp + u, hv[k]);
-                    if (cx->gates) {
-                        float *gr = cx->gates + (t * cx->B + r) * 4 * H + u;   /* time-major */
-                        SFX(st_part)(gr, iv[k], n);
-                        SFX(st_part)(gr + H, fv[k], n);
-                        SFX(st_part)(gr + 2 * H, gv[k], n);
-                        SFX(st_part)(gr + 3 * H, ov[k], n);
-                    }
-                    float *yr = cx->y ? cx->y + (r * T + t) * H + u : NULL;
-                    float *sr = cx->states ? cx->states + (r * T + t) * cx->nc + u : NULL;
-                    if (yr) SFX(st_part)(yr, hv[k], n);
-                    if (sr) {
-                        SFX(st_part)(sr, hv[k], n);
-                        SFX(st_part)(sr + H, cv[k], n);
-                    }
-                    if (t + 1 < T) RF_PREFETCH_NEXT(yr, sr, 1);
-                }
-            }
-        }
+        int64_t b = b0;
+        for (; b + RF_LR <= b0 + nrow; b += RF_LR) SFX(lstm_rows)(RF_LR, cx, b, tile, t, s, hn);
+        for (; b < b0 + nrow; b++) SFX(lstm_rows)(1, cx, b, tile, t, s, hn);
         return;
     }
     for (int64_t b = b0; b < b0 + nrow; b++) {
@@ -260,7 +266,7 @@ static void SFX(cell)(const rf_ctx *cx, int64_t b0, int64_t nrow, int64_t tile, 
                 SFX(stu)(hnr + u, hv);
                 if (yr) SFX(st_part)(yr + u, hv, H - u);
                 if (sr) SFX(st_part)(sr + u, hv, H - u);
-                if (t + 1 < T) RF_PREFETCH_NEXT(yr ? yr + u : NULL, sr ? sr + u : NULL, 0);
+                if (cx->B > 1 && t + 1 < T) RF_PREFETCH_NEXT(yr ? yr + u : NULL, sr ? sr + u : NULL, 0);
             }
     }
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "util.h"
 
 /* ------------------------------------------------------------ scratch */
@@ -199,6 +200,7 @@ void sl_tape_free(sl_tape *t)
     free(t->cap_gates);
     free(t->dbuf[0]);
     free(t->dbuf[1]);
+    free(t->dtop);
     sl_scratch_free(&t->scratch);
     memset(t, 0, sizeof *t);
 }
@@ -225,7 +227,9 @@ int sl_model_forward_tape(const sl_model *m, int64_t B, int64_t T, const float *
     return SL_OK;
 }
 
-int sl_model_backward(const sl_model *m, sl_tape *t, const float *dy, const sl_grads *g, float *dx, sl_err *err)
+/* The backward through the stack; the top layer's dL/dy is dy, or dz w (nz) when dy is NULL. */
+static int model_backward(const sl_model *m, sl_tape *t, const float *dy, const float *dz, const float *w, int64_t nz,
+                          const sl_grads *g, float *dx, sl_err *err)
 {
     if (t->n_layers != m->n_layers || !t->act) return sl_err_set(err, SL_EINVAL, "backward without a forward pass");
     const int64_t B = t->B, T = t->T;
@@ -245,11 +249,31 @@ int sl_model_backward(const sl_model *m, sl_tape *t, const float *dy, const sl_g
         sl_bwd b = { .B = B, .T = T, .x = l ? t->act[l] : t->x, .states = t->states[l],
                      .gates = L->n_gates > 0 ? t->gates[l] : NULL, .dy = cur, .dx = out, .g = g,
                      .scratch = &t->scratch };
+        if (!cur) { b.dz = dz; b.w_dz = w; b.n_dz = nz; }   /* the top layer, flagged */
         int rc = sl_layer_backward(L, &b, err);
         if (rc) return rc;
         cur = out;
     }
     return SL_OK;
+}
+
+int sl_model_backward(const sl_model *m, sl_tape *t, const float *dy, const sl_grads *g, float *dx, sl_err *err)
+{
+    return model_backward(m, t, dy, NULL, NULL, 0, g, dx, err);
+}
+
+int sl_model_backward_lowrank(const sl_model *m, sl_tape *t, const float *dz, const float *w, int64_t nz,
+                              const sl_grads *g, float *dx, sl_err *err)
+{
+    if (t->n_layers != m->n_layers || !t->act || m->n_layers == 0)
+        return sl_err_set(err, SL_EINVAL, "backward without a forward pass");
+    const sl_layer *top = m->layers[m->n_layers - 1];
+    if (top->flags & SL_LAYER_DY_LOWRANK) return model_backward(m, t, NULL, dz, w, nz, g, dx, err);
+    const int64_t R = t->B * t->T, no = top->n_out;
+    if (grow_buf((void **)&t->dtop, &t->dtop_cap, (size_t)(R * no), sizeof(float)))
+        return sl_err_set(err, SL_ENOMEM, "out of memory for the backward pass");
+    sl_sgemm(0, 0, R, no, nz, 1.0f, dz, nz, w, no, 0.0f, t->dtop, no);
+    return model_backward(m, t, t->dtop, NULL, NULL, 0, g, dx, err);
 }
 
 /* ------------------------------------------------------------ double tape */

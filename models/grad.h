@@ -100,6 +100,8 @@ typedef struct sl_tape {
     size_t  *cap_act, *cap_states, *cap_gates;
     float   *dbuf[2];        /* dL/d(activations), ping-pong during backward */
     size_t   dcap[2];
+    float   *dtop;           /* dL/dy formed from dz w (sl_model_backward_lowrank, unflagged top layer) */
+    size_t   dtop_cap;
     sl_scratch scratch;
 } sl_tape;
 
@@ -123,6 +125,12 @@ int sl_model_forward_tape(const sl_model *m, int64_t B, int64_t T, const float *
 /* Backward pass through the stack: dy [B, T, n_out] -> gradients added to g;
 ** dx [B, T, n_in] written when not NULL. */
 int sl_model_backward(const sl_model *m, sl_tape *tape, const float *dy, const sl_grads *g, float *dx, sl_err *err);
+/* The same with dy = dz w: dz [B, T, nz] (a linear readout's output gradient),
+** w [nz, n_out] (its weights). A top layer flagged SL_LAYER_DY_LOWRANK forms dy
+** where it needs it (the LSTM's fused backward: two FMAs a vector instead of a
+** [B, T, H] array written and read back); for others dy is formed here first. */
+int sl_model_backward_lowrank(const sl_model *m, sl_tape *tape, const float *dz, const float *w, int64_t nz,
+                              const sl_grads *g, float *dx, sl_err *err);
 
 /* The double reference: the forward runs every layer's double step
 ** (sl_layer_step) sequence by sequence; backward runs backward_f64. */

@@ -74,7 +74,10 @@ typedef struct sl_bwd {
     const float *x;          /* [B, T, n_in]: the forward's input */
     const float *carry0;     /* [B, n_carry]: the forward's start state, NULL = zeros */
     const float *states;     /* [B, T, n_carry]: the carry after every step (from the forward) */
-    const float *dy;         /* [B, T, n_out]: dL/dy */
+    const float *dy;         /* [B, T, n_out]: dL/dy, or NULL: dL/dy = dz w_dz (layers flagged SL_LAYER_DY_LOWRANK) */
+    const float *dz;         /* [B, T, n_dz] and w_dz [n_dz, n_out], when dy is NULL: a linear readout's */
+    const float *w_dz;       /* few outputs, so the layer forms dy where it needs it instead of reading */
+    int64_t      n_dz;       /* B * T * n_out floats that the readout wrote */
     const float *gates;      /* the forward's sl_fwd.gates (B * T * n_gates), or NULL: the backward recomputes */
     float       *dx;         /* [B, T, n_in]: dL/dx written here (overwritten), or NULL: not wanted */
     float       *dcarry0;    /* [B, n_carry]: dL/d(start state) written here, or NULL */
@@ -125,8 +128,9 @@ enum {
     SL_LAYER_SELECTIVE = 1u << 2,  /* A_t, B_t depend on the input */
     SL_LAYER_MATRIX    = 1u << 3,  /* matrix-valued state per head */
     SL_LAYER_CUDA      = 1u << 4,  /* forward has a CUDA path (sl_fwd.device = SL_DEVICE_CUDA) */
-    SL_LAYER_A_CONST   = 1u << 5   /* A is the same at every point though B, C may not be (RetNet's
+    SL_LAYER_A_CONST   = 1u << 5,  /* A is the same at every point though B, C may not be (RetNet's
                                    ** decay, linear attention's identity): one point gives its spectrum */
+    SL_LAYER_DY_LOWRANK = 1u << 6  /* backward takes dL/dy as sl_bwd.dz times sl_bwd.w_dz */
 };
 
 struct sl_layer {

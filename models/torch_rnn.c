@@ -194,12 +194,29 @@ int sl_torch_rnn_backward(const sl_layer *L, const sl_bwd *b, sl_err *err)
         .b_ih = sl_grads_f32(b->g, w->b_ih), .b_hh = sl_grads_f32(b->g, w->b_hh),
         .tau = sl_grads_f32(b->g, w->tau),
     };
-    size_t need = sl_rnn_backward_ws(w, b->B, b->T);
+    /* dy as dz w_dz (SL_LAYER_DY_LOWRANK): the fused LSTM backward forms it where it reads it;
+    ** the plain backward (no AVX-512, or no kept gates) gets it formed here. */
+    const sl_dy_lowrank lr = { b->dz, b->w_dz, b->n_dz };
+    const int lowrank = !b->dy && b->dz, fused = lowrank && b->gates && sl_lstm_bptt_available(w);
+    float *dyf = NULL;
+    if (lowrank && !fused) {
+        const int64_t R = b->B * b->T;
+        if (!(dyf = malloc((size_t)(R * w->H + 1) * sizeof *dyf)))
+            return sl_err_set(err, SL_ENOMEM, "out of memory for the backward pass");
+        sl_sgemm(0, 0, R, w->H, b->n_dz, 1.0f, b->dz, b->n_dz, b->w_dz, w->H, 0.0f, dyf, w->H);
+    }
+    size_t need = fused ? sl_lstm_bptt_ws(w, b->B, b->T) : sl_rnn_backward_ws(w, b->B, b->T);
     void *own = NULL, *ws = b->scratch ? sl_scratch_get(b->scratch, need) : (own = malloc(need));
-    if (!ws) return sl_err_set(err, SL_ENOMEM, "out of memory for the backward workspace");
-    int rc = sl_rnn_backward(w, b->B, b->T, b->x, b->carry0, b->states, b->gates, b->dy, b->dx, b->dcarry0, &g, ws,
-                             need, err);
+    int rc;
+    if (!ws) rc = sl_err_set(err, SL_ENOMEM, "out of memory for the backward workspace");
+    else if (fused)
+        rc = sl_lstm_bptt_lowrank(w, b->B, b->T, b->x, b->carry0, b->states, b->gates, &lr, b->dx, b->dcarry0, &g, ws,
+                                  need, err);
+    else
+        rc = sl_rnn_backward(w, b->B, b->T, b->x, b->carry0, b->states, b->gates, dyf ? dyf : b->dy, b->dx,
+                             b->dcarry0, &g, ws, need, err);
     free(own);
+    free(dyf);
     return rc;
 }
 
@@ -284,6 +301,7 @@ int sl_torch_rnn_build_layers(sl_model *m, const sl_torch_rnn *s, sl_cell_kind c
         sl_layer_add_block(L, "h", 0, 1, hs);
         if (cell == SL_CELL_LSTM) sl_layer_add_block(L, "c", H, 1, hs);
         L->flags = SL_LAYER_CUDA;   /* nonlinear (A_t, B_t are Jacobians); a CUDA forward */
+        if (cell == SL_CELL_LSTM) L->flags |= SL_LAYER_DY_LOWRANK;   /* the fused backward forms dy itself */
         L->unit_tau = s->tau[l] ? s->tau[l]->data : NULL;
     }
     return SL_OK;

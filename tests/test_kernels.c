@@ -533,7 +533,9 @@ typedef struct bcase {
 
 /* The forward with gates on the current ISA and threads, then sl_rnn_backward
 ** (the fused kernel where it applies) against the plain backward without
-** gates. Returns the worst relative L2 error over every output. */
+** gates, and where the fused kernel applies, sl_lstm_bptt_lowrank with dy
+** given as dz wz (dy is made that way: 3 outputs). Returns the worst relative
+** L2 error over every output. */
 static double run_bwd_case(const bcase *c)
 {
     const int64_t H = c->H, G = 4 * H, in = c->in, B = c->B, T = c->T, BT = B * T, nc = 2 * H;
@@ -550,27 +552,40 @@ static double run_bwd_case(const bcase *c)
     float *st = malloc((size_t)(BT * nc) * sizeof(float)), *gt = malloc((size_t)(BT * G) * sizeof(float));
     float *c0 = malloc((size_t)(B * nc) * sizeof(float)), *cf = malloc((size_t)(B * nc) * sizeof(float));
     for (int64_t i = 0; i < BT * in; i++) x[i] = (float)sl_test_uniform(&rs, -1.5, 1.5);
-    for (int64_t i = 0; i < BT * H; i++) dy[i] = (float)sl_test_uniform(&rs, -1, 1);
+    enum { NZ = 3 };
+    float *dz = malloc((size_t)(BT * NZ) * sizeof(float)), *wz = malloc((size_t)(NZ * H) * sizeof(float));
+    for (int64_t i = 0; i < BT * NZ; i++) dz[i] = (float)sl_test_uniform(&rs, -1, 1);
+    for (int64_t i = 0; i < NZ * H; i++) wz[i] = (float)sl_test_uniform(&rs, -1, 1);
+    for (int64_t i = 0; i < BT; i++)
+        for (int64_t j = 0; j < H; j++) {
+            double s = 0;
+            for (int o = 0; o < NZ; o++) s += (double)dz[i * NZ + o] * (double)wz[o * H + j];
+            dy[i * H + j] = (float)s;
+        }
     for (int64_t i = 0; i < B * nc; i++) c0[i] = cf[i] = (float)sl_test_uniform(&rs, -0.5, 0.5);
     sl_err err = { 0 };
     memset(gt, 0xff, (size_t)(BT * G) * sizeof(float));   /* NaN: every gate must be written */
     assert_int_equal(sl_rnn_forward_gates(&w, B, T, x, NULL, c->with_carry ? cf : NULL, st, gt, &err), SL_OK);
-    /* Two runs of the dispatching backward (bit-identical), one plain run without gates. */
+    /* Two runs of the dispatching backward (bit-identical), one plain run without gates,
+    ** one low-rank run (fused kernel only). */
+    const int lowrank = sl_lstm_bptt_available(&w), runs = 3 + lowrank;
+    const sl_dy_lowrank lr = { dz, wz, NZ };
     const int64_t sizes[6] = { G * in, G * H, G, G, BT * in, B * nc };
-    float *out[3][6];
-    for (int r = 0; r < 3; r++)
+    float *out[4][6];
+    for (int r = 0; r < runs; r++)
         for (int q = 0; q < 6; q++) {
             out[r][q] = malloc((size_t)sizes[q] * sizeof(float));
             for (int64_t i = 0; i < sizes[q]; i++) out[r][q][i] = q < 4 ? 0.25f : NAN;   /* grads are added to */
         }
-    for (int r = 0; r < 3; r++) {
+    for (int r = 0; r < runs; r++) {
         sl_rnn_grads g = { .w_ih = out[r][0], .w_hh = out[r][1], .b_ih = out[r][2], .b_hh = out[r][3] };
-        size_t need = r < 2 ? sl_rnn_backward_ws(&w, B, T) : sl_rnn_backward_plain_ws(&w, B, T);
+        size_t need = r < 2 ? sl_rnn_backward_ws(&w, B, T) : r == 2 ? sl_rnn_backward_plain_ws(&w, B, T) : sl_lstm_bptt_ws(&w, B, T);
         void *ws = malloc(need);
         float *dx = c->want_dx ? out[r][4] : NULL, *dc0 = out[r][5];
         const float *car = c->with_carry ? c0 : NULL;
-        int rc = r < 2 ? sl_rnn_backward(&w, B, T, x, car, st, gt, dy, dx, dc0, &g, ws, need, &err)
-                       : sl_rnn_backward_plain(&w, B, T, x, car, st, NULL, dy, dx, dc0, &g, ws, need, &err);
+        int rc = r < 2   ? sl_rnn_backward(&w, B, T, x, car, st, gt, dy, dx, dc0, &g, ws, need, &err)
+                 : r == 2 ? sl_rnn_backward_plain(&w, B, T, x, car, st, NULL, dy, dx, dc0, &g, ws, need, &err)
+                          : sl_lstm_bptt_lowrank(&w, B, T, x, car, st, gt, &lr, dx, dc0, &g, ws, need, &err);
         if (rc) fprintf(stderr, "%s\n", err.msg);
         assert_int_equal(rc, SL_OK);
         free(ws);
@@ -580,10 +595,12 @@ static double run_bwd_case(const bcase *c)
         if (q == 4 && !c->want_dx) continue;
         assert_memory_equal(out[0][q], out[1][q], (size_t)sizes[q] * sizeof(float));
         worst = fmax(worst, rel_l2(out[0][q], out[2][q], sizes[q]));
+        if (lowrank) worst = fmax(worst, rel_l2(out[3][q], out[2][q], sizes[q]));
     }
-    for (int r = 0; r < 3; r++)
+    for (int r = 0; r < runs; r++)
         for (int q = 0; q < 6; q++) free(out[r][q]);
     free(w_ih); free(w_hh); free(b_ih); free(b_hh); free(x); free(dy); free(st); free(gt); free(c0); free(cf);
+    free(dz); free(wz);
     return worst;
 }
 
@@ -615,7 +632,8 @@ static void test_lstm_backward_fused(void **state)
             }
         }
     }
-    fprintf(stderr, "lstm backward from kept gates vs plain: %d cases, worst relative L2 error %.2e\n", n, worst_all);
+    fprintf(stderr, "lstm backward from kept gates (and dy as dz wz) vs plain: %d cases, worst relative L2 error %.2e\n",
+            n, worst_all);
     sl_kernels_set_isa(SL_ISA_AUTO);
     sl_set_threads(saved);
 }
