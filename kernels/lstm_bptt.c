@@ -161,7 +161,10 @@ static inline __attribute__((always_inline)) void lb_block(const int MR, const l
                 _mm_prefetch((const char *)(pg + 2 * H + u), _MM_HINT_T1);
                 _mm_prefetch((const char *)(pg + 3 * H + u), _MM_HINT_T1);
                 if (py) _mm_prefetch((const char *)(py + u), _MM_HINT_T1);
-                if (t > 1) _mm_prefetch((const char *)(pc + u), _MM_HINT_T1);
+                if (t > 1) {
+                    _mm_prefetch((const char *)(pc + u), _MM_HINT_T1);
+                    _mm_prefetch((const char *)(pc - H + u), _MM_HINT_T1);   /* h_{t-2}: the next step's copy for dW_hh */
+                }
             }
             const __mmask16 k = lb_mask(H - u);
             const __m512 i = _mm512_maskz_loadu_ps(k, gr + u), f = _mm512_maskz_loadu_ps(k, gr + H + u),
