@@ -371,16 +371,14 @@ void sl_loss_f32(const sl_readout *r, int64_t B, int64_t T, const float *z, cons
     loss_finish(r, B, T, z, target, mask, wsum, m);
 }
 
-/* The linear readout with few outputs, its loss and its backward in one pass
-** over the rows (the trainer's common case): each row's y is read once for
-** z, the gradients of W and b and dy, instead of in three sweeps over B*T
-** rows (y and dy are 2 MB each at H = 128, B = 64, T = 64: the sweeps were
-** memory-bound). dy may be NULL: not formed (the model's backward takes dz and W
-** instead, sl_model_backward_lowrank). Rows are split over nt <= 64 threads; each thread's partial
-** sums of the W and b gradients (part: nt * RO_PART_STRIDE floats), of the
-** per-head metrics (hpart: nt * RO_HPART_STRIDE doubles) and of
-** the loss are added in thread order, so the result depends only on the
-** inputs and the thread count. */
+/* The linear readout with few outputs, its loss and its backward in one pass over the rows (the
+** trainer's common case): each row's y is read once for z, the gradients of W and b and dy,
+** instead of in three sweeps over B*T rows (y and dy are 2 MB each at H = 128, B = 64, T = 64:
+** the sweeps were memory-bound). dy may be NULL: not formed (the model's backward takes dz and
+** W instead, sl_model_backward_lowrank). Rows are split over nt <= 64 threads; each thread's
+** partial sums of the W and b gradients (part: nt * RO_PART_STRIDE floats), of the per-head
+** metrics (hpart: nt * RO_HPART_STRIDE doubles) and of the loss are added in thread order, so
+** the result depends only on the inputs and the thread count. */
 #define RO_PART_STRIDE(ni, no) (((no) * (ni) + (no) + 31) / 32 * 32)
 #define RO_HPART_STRIDE(K) ((2 * SL_MIN((K), SL_TRAIN_MAX_HEADS) + 15) / 16 * 16)
 RO_CLONES static void readout_loss_linear(const sl_readout *r, const sl_grads *g, int64_t B, int64_t T, const float *y,

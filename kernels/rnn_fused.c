@@ -66,9 +66,9 @@
 **   - batch 32: 75-90% of the FMA peak, the rest mostly the cell's
 **     transcendentals (5 per lstm unit) and partial register blocks.
 **
-** Memory: gx holds Tc steps (Tc from a 1 MB budget), plus h twice and c: peak
-** O(B * Tc * G * H + B * H), independent of T. Nothing is allocated inside
-** the time loop.
+** Memory: gx holds Tc steps (Tc from a 1 MB budget; none with few inputs), plus
+** h twice, c and one step's products (B x G*Hp): peak O(B * Tc * G * H + B * G * H),
+** independent of T. Nothing is allocated inside the time loop.
 **
 ** ISA: the template is compiled for AVX-512 (zmm), AVX2+FMA (ymm) and the
 ** x86-64-v2 baseline (xmm); the best the CPU supports is chosen once

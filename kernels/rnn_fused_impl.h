@@ -134,16 +134,16 @@ static inline __attribute__((always_inline)) void SFX(tile_block)(const int MR, 
 #define RF_LR (VW == 16 ? 3 : 1)   /* LSTM cell rows interleaved (AVX-512: 32 registers) */
 #endif
 /* This sequence's rows of y (at py) and states (at ps, with c when pc) for the
-** next step: [B, T, .] rows, a page or more from the other sequences', out of the
-** hardware prefetchers' reach (with one sequence they are the next bytes: not done). Fetched for writing now, their reads for
-** ownership overlap this step (training forward lstm H = 128, B = 64: 1.50 ->
-** 1.46 ms). */
-#define RF_PREFETCH_NEXT(py, ps, pc)                                                        \
-    do {                                                                                    \
-        if (py) __builtin_prefetch((py) + H, 1, 3);                                         \
-        if (ps) __builtin_prefetch((ps) + cx->nc, 1, 3);                                    \
-        if ((ps) && (pc)) __builtin_prefetch((ps) + cx->nc + H, 1, 3);                      \
-    } while (0)
+** next step: [B, T, .] rows, a page or more from the other sequences', out of
+** the hardware prefetchers' reach (with one sequence they are the next bytes:
+** not done). Fetched for writing now, their reads for ownership overlap this
+** step (training forward lstm H = 128, B = 64: 1.50 -> 1.46 ms). */
+static inline void SFX(prefetch_next)(const rf_ctx *cx, const float *py, const float *ps, int pc)
+{
+    if (py) __builtin_prefetch(py + cx->p->H, 1, 3);
+    if (ps) __builtin_prefetch(ps + cx->nc, 1, 3);
+    if (ps && pc) __builtin_prefetch(ps + cx->nc + cx->p->H, 1, 3);
+}
 
 /* The LSTM cell for R rows from b (one 16-unit group a tile: RF_E vectors), each
 ** stage for all R rows before the next: a row's cell is a chain of dependent
@@ -197,7 +197,7 @@ static inline __attribute__((always_inline)) void SFX(lstm_rows)(const int R, co
                 SFX(st_part)(sr, hv[k], n);
                 SFX(st_part)(sr + H, cv[k], n);
             }
-            if (cx->B > 1 && t + 1 < T) RF_PREFETCH_NEXT(yr, sr, 1);
+            if (cx->B > 1 && t + 1 < T) SFX(prefetch_next)(cx, yr, sr, 1);
         }
     }
 }
@@ -266,11 +266,10 @@ static void SFX(cell)(const rf_ctx *cx, int64_t b0, int64_t nrow, int64_t tile, 
                 SFX(stu)(hnr + u, hv);
                 if (yr) SFX(st_part)(yr + u, hv, H - u);
                 if (sr) SFX(st_part)(sr + u, hv, H - u);
-                if (cx->B > 1 && t + 1 < T) RF_PREFETCH_NEXT(yr ? yr + u : NULL, sr ? sr + u : NULL, 0);
+                if (cx->B > 1 && t + 1 < T) SFX(prefetch_next)(cx, yr ? yr + u : NULL, sr ? sr + u : NULL, 0);
             }
     }
 }
-
 
 /* Out-of-line instances: proj_NV_MR and step_NV_MR. */
 typedef void (*SFX(proj_fn))(const rf_ctx *, int64_t, const float *, int64_t, const float *, float *, int64_t,

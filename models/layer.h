@@ -74,10 +74,11 @@ typedef struct sl_bwd {
     const float *x;          /* [B, T, n_in]: the forward's input */
     const float *carry0;     /* [B, n_carry]: the forward's start state, NULL = zeros */
     const float *states;     /* [B, T, n_carry]: the carry after every step (from the forward) */
-    const float *dy;         /* [B, T, n_out]: dL/dy, or NULL: dL/dy = dz w_dz (layers flagged SL_LAYER_DY_LOWRANK) */
-    const float *dz;         /* [B, T, n_dz] and w_dz [n_dz, n_out], when dy is NULL: a linear readout's */
-    const float *w_dz;       /* few outputs, so the layer forms dy where it needs it instead of reading */
-    int64_t      n_dz;       /* B * T * n_out floats that the readout wrote */
+    const float *dy;         /* [B, T, n_out]: dL/dy, or NULL (layers flagged SL_LAYER_DY_LOWRANK): */
+    /* dL/dy = dz w_dz, dz [B, T, n_dz] and w_dz [n_dz, n_out]: a linear readout's few outputs, so the
+    ** layer forms dy where it needs it instead of reading B * T * n_out floats the readout wrote. */
+    const float *dz, *w_dz;
+    int64_t      n_dz;
     const float *gates;      /* the forward's sl_fwd.gates (B * T * n_gates), or NULL: the backward recomputes */
     float       *dx;         /* [B, T, n_in]: dL/dx written here (overwritten), or NULL: not wanted */
     float       *dcarry0;    /* [B, n_carry]: dL/d(start state) written here, or NULL */
