@@ -149,21 +149,23 @@ static inline __attribute__((always_inline)) void lb_block(const int MR, const l
         float *dgr = dgo + m * G4;
         /* The previous step's rows of this sequence are a page or more away from
         ** this block's other rows, out of the hardware prefetchers' reach:
-        ** fetch them while this step's product runs. */
-        const float *pg = gr - B * G4, *pc = cr - 4 * H, *py = dyr ? dyr - H : NULL;
+        ** fetch them while this step's product runs (pointers formed only where
+        ** the rows exist). */
 #pragma GCC unroll 4
         for (int v = 0; v < 4; v++) {
             const int64_t u = ut * UB + v * 16;
             if (u >= H) break;
             if (t > 0) {
+                const float *pg = gr - B * G4;   /* gates of step t-1 */
                 _mm_prefetch((const char *)(pg + u), _MM_HINT_T1);
                 _mm_prefetch((const char *)(pg + H + u), _MM_HINT_T1);
                 _mm_prefetch((const char *)(pg + 2 * H + u), _MM_HINT_T1);
                 _mm_prefetch((const char *)(pg + 3 * H + u), _MM_HINT_T1);
-                if (py) _mm_prefetch((const char *)(py + u), _MM_HINT_T1);
+                if (dyr) _mm_prefetch((const char *)(dyr - H + u), _MM_HINT_T1);
                 if (t > 1) {
+                    const float *pc = cr - 4 * H;   /* c_{t-2}, and h_{t-2} before it: the next step's copy for dW_hh */
                     _mm_prefetch((const char *)(pc + u), _MM_HINT_T1);
-                    _mm_prefetch((const char *)(pc - H + u), _MM_HINT_T1);   /* h_{t-2}: the next step's copy for dW_hh */
+                    _mm_prefetch((const char *)(pc - H + u), _MM_HINT_T1);
                 }
             }
             const __mmask16 k = lb_mask(H - u);

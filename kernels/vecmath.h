@@ -26,7 +26,7 @@
 **            polynomial kept as e^r - 1 (2^n (e^r - 1) + 2^n - 1), 2|x| clamped
 **            to 20 (+-1 exactly in float). One branch: 42% faster than the
 **            earlier two (x + x^3 P(x^2) below 0.625, 1 - 2 / (e^{2|x|} + 1)
-**            above), for 1.2-1.3 ulp worst in the test's sweep instead of 1.05.
+**            above), for 1.36 ulp worst in the test's sweep instead of 1.13.
 **   vsig(x)  1 / (1 + e^{-x}).
 **   vlog(x)  x > 0 normal: x = m 2^e with m in [sqrt(1/2), sqrt(2)); log m by
 **            Cephes' degree-9 polynomial in m - 1, plus e ln 2 in two parts.

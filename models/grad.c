@@ -265,8 +265,8 @@ int sl_model_backward(const sl_model *m, sl_tape *t, const float *dy, const sl_g
 int sl_model_backward_lowrank(const sl_model *m, sl_tape *t, const float *dz, const float *w, int64_t nz,
                               const sl_grads *g, float *dx, sl_err *err)
 {
-    if (t->n_layers != m->n_layers || !t->act || m->n_layers == 0)
-        return sl_err_set(err, SL_EINVAL, "backward without a forward pass");
+    if (m->n_layers == 0) return sl_err_set(err, SL_EUNSUP, "model has no layers");
+    if (t->n_layers != m->n_layers || !t->act) return sl_err_set(err, SL_EINVAL, "backward without a forward pass");
     const sl_layer *top = m->layers[m->n_layers - 1];
     if (top->flags & SL_LAYER_DY_LOWRANK) return model_backward(m, t, NULL, dz, w, nz, g, dx, err);
     const int64_t R = t->B * t->T, no = top->n_out;

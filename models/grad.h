@@ -127,7 +127,7 @@ int sl_model_forward_tape(const sl_model *m, int64_t B, int64_t T, const float *
 int sl_model_backward(const sl_model *m, sl_tape *tape, const float *dy, const sl_grads *g, float *dx, sl_err *err);
 /* The same with dy = dz w: dz [B, T, nz] (a linear readout's output gradient),
 ** w [nz, n_out] (its weights). A top layer flagged SL_LAYER_DY_LOWRANK forms dy
-** where it needs it (the LSTM's fused backward: two FMAs a vector instead of a
+** where it needs it (the LSTM's fused backward: nz FMAs a vector instead of a
 ** [B, T, H] array written and read back); for others dy is formed here first. */
 int sl_model_backward_lowrank(const sl_model *m, sl_tape *tape, const float *dz, const float *w, int64_t nz,
                               const sl_grads *g, float *dx, sl_err *err);

@@ -56,14 +56,21 @@ static double ref_sig(double x) { return 1.0 / (1.0 + exp(-x)); }
 static void test_vecmath_vs_libm(void **state)
 {
     (void)state;
-    /* Every 2^-12 over [-20, 20], random points over [-100, 100], the edges. */
-    const int64_t nd = 40 * 4096 + 1, nr = 200000;
-    float *xs = malloc((size_t)(nd + nr + 16) * sizeof *xs);
+    /* Every 2^-12 over [-20, 20], random points over [-100, 100], 2^-20 < |x| < 1
+    ** log-spaced (where tanh's and sigmoid's relative error is decided by few
+    ** bits: the uniform grid has 40 points below 0.01), the edges. */
+    const int64_t nd = 40 * 4096 + 1, nr = 200000, nl = 200000;
+    float *xs = malloc((size_t)(nd + nr + 2 * nl + 16) * sizeof *xs);
     assert_non_null(xs);
     int64_t n = 0;
     for (int64_t i = 0; i < nd; i++) xs[n++] = (float)(-20.0 + (double)i / 4096.0);
     uint64_t rs = 7;
     for (int64_t i = 0; i < nr; i++) xs[n++] = (float)sl_test_uniform(&rs, -100.0, 100.0);
+    for (int64_t i = 0; i < nl; i++) {
+        const float v = (float)exp2(-20.0 + 20.0 * (double)i / (double)nl);
+        xs[n++] = v;
+        xs[n++] = -v;
+    }
     const float edges[] = { 0.0f, -0.0f, 1e-30f, -1e-30f, 0.625f, -0.625f, 0.62499994f, 88.0f, -87.0f, 44.0f, 1e-8f };
     for (size_t i = 0; i < SL_ARRAY_LEN(edges); i++) xs[n++] = edges[i];
     /* exp only inside its documented range */
@@ -172,6 +179,9 @@ static void test_forward_vs_reference(void **state)
     const int64_t shapes[][4] = {
         { 3, 5, 1, 1 },    { 7, 17, 1, 9 },   { 16, 33, 2, 7 },  { 5, 100, 1, 13 }, { 9, 130, 3, 5 },
         { 31, 129, 13, 6 }, { 64, 64, 32, 4 }, { 1, 200, 7, 1 },  { 40, 257, 1, 3 }, { 12, 48, 17, 30 },
+        /* at most 8 inputs (the step adds x W_ih itself) with several row blocks and steps */
+        { 2, 33, 5, 9 },    { 8, 48, 13, 7 },  { 1, 20, 4, 6 },   { 3, 17, 19, 11 }, { 4, 64, 9, 1 },
+        { 1, 130, 7, 5 },
     };
     const int threads[] = { 1, 2 };
     const int saved = sl_get_threads();
